@@ -1,0 +1,51 @@
+# segway.cluster: one command to set up, one to test. See README.md.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV ?= .venv
+PY ?= python3
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Molecule scenarios, in the order make test runs them.
+SCENARIOS ?= default
+
+.PHONY: setup test lint unit molecule engine image clean
+
+## setup: Python venv with Ansible, molecule, linters, moto; the collection link.
+setup: $(BIN)/.installed .collections/ansible_collections/segway/cluster
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PY) -c 'import sys; sys.exit("Python >= 3.11 is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade 'pip>=23'
+	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/ansible-playbook --version | head -1
+	$(BIN)/molecule --version | head -1
+	touch $@
+
+.collections/ansible_collections/segway/cluster:
+	mkdir -p $(@D)
+	ln -sfn ../../.. $@
+
+## test: lint, unit tests, every molecule scenario. Fails on the first failure.
+test: setup lint unit molecule
+
+lint: setup
+	ruff check .
+	ruff format --check .
+	ansible-lint --profile production
+
+unit: setup
+	pytest -q tests
+
+engine:
+	harness/ensure_docker.sh
+
+image: engine
+	harness/build_image.sh
+
+molecule: setup image
+	for s in $(SCENARIOS); do molecule test -s $$s; done
+
+clean:
+	rm -rf $(VENV) .collections .cache .pytest_cache .ruff_cache

@@ -1,0 +1,115 @@
+"""Bad input to playbooks/configure.yml fails before anything changes.
+
+Each case runs the real playbook with ansible-playbook against this machine
+(connection local): the validation tasks must stop the run before the first task
+that could change the host, and the message must name the variable, the bad value
+and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOK = REPO / "playbooks" / "configure.yml"
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+
+ONE_MASTER = """
+master:
+  hosts:
+    master: {ansible_connection: local}
+compute:
+  hosts:
+    node001: {ansible_connection: local}
+"""
+TWO_MASTERS = """
+master:
+  hosts:
+    master: {ansible_connection: local}
+    master2: {ansible_connection: local}
+compute:
+  hosts:
+    node001: {ansible_connection: local}
+"""
+
+
+def run_configure(tmp_path: Path, inventory: str, extra: dict) -> subprocess.CompletedProcess:
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(inventory)
+    env = dict(os.environ, ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_NOCOLOR="1")
+    return subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", str(inv), str(PLAYBOOK), "-e", json.dumps(extra)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("inventory", "extra", "expected"),
+    [
+        pytest.param(
+            ONE_MASTER,
+            {"common_cluster_uid": 0},
+            ["common_cluster_user 'sgeadmin' (uid 0", "between 1000 and 59999"],
+            id="uid-0",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"common_cluster_user": "root"},
+            ["common_cluster_user 'root'", "other than root"],
+            id="user-root",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"common_hostname": "Node_1"},
+            ["common_hostname 'Node_1' is not allowed", "lowercase letters, digits and hyphens"],
+            id="hostname",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"common_private_ip": "10.0.0"},
+            ["common_private_ip '10.0.0'", "not an IPv4 address"],
+            id="private-ip",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"common_ssh_key_type": "dsa"},
+            ["common_ssh_key_type", "ed25519, rsa, ecdsa", "dsa"],
+            id="key-type",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"common_extra_hosts": [{"ip": "10.0.0.9"}]},
+            ["common_extra_hosts entry", "{ip: ADDRESS, names: [NAME, ...]}"],
+            id="extra-hosts",
+        ),
+        pytest.param(
+            TWO_MASTERS,
+            {},
+            ["exactly one host in group 'master'", "'master', 'master2'"],
+            id="two-masters",
+        ),
+    ],
+)
+def test_bad_input_fails_before_any_change(
+    tmp_path: Path, inventory: str, extra: dict, expected: list[str]
+) -> None:
+    result = run_configure(tmp_path, inventory, extra)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0, output
+    for text in expected:
+        assert text in output, f"{text!r} not in output:\n{output}"
+    # Nothing was changed: no task reported a change, and no change-making task ran.
+    assert re.search(r"changed=[1-9]", output) is None, output
+    assert "Set the hostname" not in output
