@@ -19,8 +19,8 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade 'pip>=23'
 	$(BIN)/pip install -q -r requirements-dev.txt
-	$(BIN)/ansible-playbook --version | head -1
-	$(BIN)/molecule --version | head -1
+	$(BIN)/ansible-playbook --version | sed -n 1p
+	$(BIN)/molecule --version | sed -n 1p
 	touch $@
 
 .collections/ansible_collections/segway/cluster:
