@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Molecule scenarios, in the order make test runs them.
 SCENARIOS ?= default
 
-.PHONY: setup test lint unit molecule engine image clean
+.PHONY: setup test lint pytest molecule engine image clean
 
 ## setup: Python venv with Ansible, molecule, linters, moto; the collection link.
 setup: $(BIN)/.installed .collections/ansible_collections/segway/cluster
@@ -27,15 +27,15 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	mkdir -p $(@D)
 	ln -sfn ../../.. $@
 
-## test: lint, unit tests, every molecule scenario. Fails on the first failure.
-test: setup lint unit molecule
+## test: lint, pytest (unit, real SGE daemons, playbook runs), every molecule scenario.
+test: setup lint pytest molecule
 
 lint: setup
 	ruff check .
 	ruff format --check .
 	ansible-lint --profile production
 
-unit: setup
+pytest: setup
 	pytest -q tests
 
 engine:

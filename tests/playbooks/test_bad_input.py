@@ -95,6 +95,42 @@ def run_configure(tmp_path: Path, inventory: str, extra: dict) -> subprocess.Com
             id="extra-hosts",
         ),
         pytest.param(
+            ONE_MASTER,
+            {"sge_mem_reserve": "-1G"},
+            ["sge_mem_reserve '-1G'", "non-negative sizes like 512M or 2G"],
+            id="sge-negative-reserve",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"sge_mem_reserve": "100000G"},
+            ["node001: sge_slots", "sge_mem_reserve '100000G' must leave memory for jobs"],
+            id="sge-reserve-too-big",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"sge_slots": 0},
+            ["node001: sge_slots '0' must be a whole number of at least 1"],
+            id="sge-slots-0",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"sge_default_mem_request": "3X"},
+            ["sge_default_mem_request '3X'"],
+            id="sge-default-request",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"sge_remove_hosts": ["node099"]},
+            ["node099 is not an exec host of this cluster"],
+            id="sge-remove-unknown",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"sge_remove_hosts": ["master"]},
+            ["master is the master and cannot be removed"],
+            id="sge-remove-master",
+        ),
+        pytest.param(
             TWO_MASTERS,
             {},
             ["exactly one host in group 'master'", "'master', 'master2'"],

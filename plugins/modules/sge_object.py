@@ -1,0 +1,268 @@
+#!/usr/bin/python
+# Copyright: segway.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: sge_object
+short_description: Idempotently manage a Grid Engine queue, host group, PE or configuration
+version_added: 0.1.0
+description:
+  - Reads one Grid Engine configuration object with C(qconf -s<kind>), sets the given
+    attributes, and writes it back with C(qconf -A<kind> FILE) (new object) or
+    C(qconf -M<kind> FILE) (changed object) only when an attribute differs.
+  - Attributes not given keep their current value; a new queue, parallel environment or
+    host group starts from Grid Engine 8.1.9's own template (with C(pe_list NONE), since
+    Debian creates none of the PEs the stock template names).
+  - List values are compared as Grid Engine means them; word lists such as C(hostlist)
+    and C(pe_list) ignore order, and the C([host=value]) overrides of C(slots) or
+    C(complex_values) ignore order.
+  - Supports check mode and diff mode.
+author:
+  - segway.cluster contributors
+options:
+  kind:
+    description:
+      - C(queue) (cluster queue), C(pe) (parallel environment), C(hostgroup),
+        C(scheduler) (the scheduler configuration) or C(global) (the global
+        cluster configuration).
+    type: str
+    required: true
+    choices: [queue, pe, hostgroup, scheduler, global]
+  name:
+    description:
+      - Name of the queue, PE or host group (host groups start with C(@)).
+      - Not used for C(scheduler) and C(global).
+    type: str
+  attributes:
+    description:
+      - Attributes to set, as qconf names them (C(slots), C(hostlist), C(shell), ...).
+      - A list value is written space-separated (C([smp, mpi]) becomes C(smp mpi));
+        an empty list is C(NONE).
+    type: dict
+    default: {}
+  state:
+    description:
+      - C(present) creates or updates the object; C(absent) deletes it (queues, PEs
+        and host groups only).
+    type: str
+    choices: [present, absent]
+    default: present
+  sge_root:
+    description: Grid Engine root. Defaults to C($SGE_ROOT), then Debian's C(/var/lib/gridengine).
+    type: path
+  sge_cell:
+    description: Grid Engine cell. Defaults to C($SGE_CELL), then C(default).
+    type: str
+notes:
+  - Run on a host that is a Grid Engine admin host, as a manager (root or the admin user).
+seealso:
+  - module: segway.cluster.sge_complex
+"""
+
+EXAMPLES = r"""
+- name: Host group of the compute nodes
+  segway.cluster.sge_object:
+    kind: hostgroup
+    name: "@allhosts"
+    attributes:
+      hostlist: [node001, node002]
+
+- name: Parallel environment for multi-threaded jobs on one host
+  segway.cluster.sge_object:
+    kind: pe
+    name: smp
+    attributes:
+      slots: 9999
+      allocation_rule: $pe_slots
+      qsort_args: NONE
+
+- name: The queue Segway's jobs run in
+  segway.cluster.sge_object:
+    kind: queue
+    name: all.q
+    attributes:
+      hostlist: "@allhosts"
+      shell: /bin/bash
+      pe_list: [smp, mpi]
+      slots: "1,[node001=4],[node002=4]"
+
+- name: Schedule short jobs as soon as they are submitted
+  segway.cluster.sge_object:
+    kind: scheduler
+    attributes:
+      schedule_interval: "0:0:5"
+      flush_submit_sec: 1
+      flush_finish_sec: 1
+"""
+
+RETURN = r"""
+object:
+  description: The object's attributes after the run (what would be written, in check mode).
+  returned: when state is present
+  type: dict
+  sample: {"group_name": "@allhosts", "hostlist": "node001 node002"}
+changed_attributes:
+  description: Attribute names whose value changed (all of them for a new object).
+  returned: always
+  type: list
+  elements: str
+  sample: [hostlist]
+created:
+  description: Whether the object did not exist before.
+  returned: always
+  type: bool
+"""
+
+import os  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.segway.cluster.plugins.module_utils.sge import (  # noqa: E402
+    Qconf,
+    QconfError,
+    find_qconf,
+    parse_name_list,
+)
+from ansible_collections.segway.cluster.plugins.module_utils.sge_objects import (  # noqa: E402
+    KINDS,
+    Kind,
+    differences,
+    parse_object,
+    render_object,
+    unknown_attributes,
+    wanted_object,
+)
+
+DEBIAN_SGE_ROOT = "/var/lib/gridengine"
+
+
+def read_current(qconf: Qconf, kind: Kind, name: str | None) -> dict[str, str] | None:
+    """The object as qconf shows it, or None when it does not exist."""
+    if kind.singleton:
+        return parse_object(qconf.run(kind.show))
+    try:
+        names = parse_name_list(qconf.run(kind.listing))
+    except QconfError as error:
+        if error.kind != "rejected":
+            raise
+        names = []  # qconf fails with "no ... defined" when the list is empty
+    if name not in names:
+        return None
+    return parse_object(qconf.run(kind.show, name))
+
+
+def write(qconf: Qconf, kind: Kind, option: str, obj: dict[str, str]) -> None:
+    """Feed `obj` to `qconf OPTION FILE`, in a file named as qconf requires."""
+    if kind.file_name is None:
+        qconf.run_with_file(option, render_object(obj))
+        return
+    directory = tempfile.mkdtemp(prefix="sge_object_")
+    try:
+        path = os.path.join(directory, kind.file_name)
+        with open(path, "w", encoding="utf-8") as stream:
+            stream.write(render_object(obj))
+        qconf.run(option, path)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def validate(module: AnsibleModule, kind: Kind) -> None:
+    name = module.params["name"]
+    kind_name = module.params["kind"]
+    if kind.singleton:
+        if name:
+            module.fail_json(msg=f"name={name!r} is not used with kind={kind_name}: leave it out")
+        if module.params["state"] == "absent":
+            module.fail_json(
+                msg=f"state=absent is not allowed for kind={kind_name}: it always exists"
+            )
+        return
+    if not name:
+        module.fail_json(msg=f"name is required for kind={module.params['kind']}")
+    if module.params["kind"] == "hostgroup" and not name.startswith("@"):
+        module.fail_json(
+            msg=f"name={name!r} is not a host group name: host group names start with '@'"
+        )
+    for key, value in module.params["attributes"].items():
+        if isinstance(value, dict) or value is None:
+            module.fail_json(
+                msg=f"attributes[{key!r}]={value!r} is not allowed: "
+                "give a string, number, bool or list"
+            )
+
+
+def run_module() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "kind": {"type": "str", "required": True, "choices": sorted(KINDS)},
+            "name": {"type": "str"},
+            "attributes": {"type": "dict", "default": {}},
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "sge_root": {"type": "path"},
+            "sge_cell": {"type": "str"},
+        },
+        supports_check_mode=True,
+    )
+    kind = KINDS[module.params["kind"]]
+    validate(module, kind)
+    name = module.params["name"]
+    sge_root = module.params["sge_root"] or os.environ.get("SGE_ROOT") or DEBIAN_SGE_ROOT
+    sge_cell = module.params["sge_cell"] or os.environ.get("SGE_CELL") or "default"
+    binary = find_qconf(sge_root, which=module.get_bin_path)
+    if binary is None:
+        module.fail_json(
+            msg=f"qconf not found under sge_root={sge_root!r} nor on PATH: "
+            "is gridengine-client installed?"
+        )
+    qconf = Qconf(module.run_command, binary, sge_root, sge_cell, tmpdir=module.tmpdir)
+
+    try:
+        current = read_current(qconf, kind, name)
+        if module.params["state"] == "absent":
+            result = {
+                "changed": current is not None,
+                "created": False,
+                "changed_attributes": sorted(current or {}),
+            }
+            if module._diff:
+                result["diff"] = {"before": render_object(current) if current else "", "after": ""}
+            if current is not None and not module.check_mode:
+                qconf.run(kind.delete, name)
+            module.exit_json(**result)
+
+        unknown = unknown_attributes(kind, current, module.params["attributes"])
+        if unknown:
+            module.fail_json(
+                msg=f"attributes {unknown} are not attributes of a {module.params['kind']}; "
+                f"known: {sorted(current or dict(kind.template))}"
+            )
+        wanted = wanted_object(kind, name, current, module.params["attributes"])
+        changes = differences(current, wanted)
+        result = {
+            "changed": bool(changes),
+            "created": current is None,
+            "object": wanted,
+            "changed_attributes": sorted(changes),
+        }
+        if module._diff:
+            result["diff"] = {
+                "before": render_object(current) if current else "",
+                "after": render_object(wanted),
+            }
+        if changes and not module.check_mode:
+            write(qconf, kind, kind.add if current is None else kind.modify, wanted)
+    except QconfError as error:
+        module.fail_json(msg=error.message, failure=error.kind)
+    module.exit_json(**result)
+
+
+def main() -> None:
+    run_module()
+
+
+if __name__ == "__main__":
+    main()
