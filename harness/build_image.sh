@@ -24,7 +24,16 @@ die() { log "ERROR: $*"; exit 1; }
 
 docker info >/dev/null 2>&1 || die "no Docker engine answers: run harness/ensure_docker.sh first"
 
-hash=$(cat "$0" "$here"/image/* | sha256sum | cut -c1-12)
+# Extra certificate authorities this machine trusts (e.g. a TLS-inspecting egress proxy
+# in front of PyPI) are trusted inside the nodes too, so pip works there as it does here.
+EXTRA_CA_DIR=${SEGWAY_EXTRA_CA_DIR:-/usr/local/share/ca-certificates}
+extra_cas=()
+if [ -d "$EXTRA_CA_DIR" ]; then
+  while IFS= read -r -d '' f; do extra_cas+=("$f"); done \
+    < <(find "$EXTRA_CA_DIR" -maxdepth 2 -name '*.crt' -type f -print0 | sort -z)
+fi
+
+hash=$(cat "$0" "$here"/image/* "${extra_cas[@]}" | sha256sum | cut -c1-12)
 node_image="$NODE_REPO:$hash"
 
 if docker image inspect "$node_image" >/dev/null 2>&1; then
@@ -88,7 +97,14 @@ if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
 fi
 
 log "building $node_image"
-docker build -q --build-arg "BASE=$BASE_IMAGE" -t "$node_image" "$here/image" >/dev/null \
-  || die "docker build of $node_image failed (re-run: docker build --build-arg BASE=$BASE_IMAGE $here/image)"
+context=$(mktemp -d /var/tmp/segway-image.XXXXXX)
+trap 'rm -rf "$context"' EXIT
+cp -r "$here"/image/. "$context"/
+mkdir -p "$context/extra-ca"
+[ "${#extra_cas[@]}" -eq 0 ] || cp "${extra_cas[@]}" "$context/extra-ca/"
+docker build -q --build-arg "BASE=$BASE_IMAGE" -t "$node_image" "$context" >/dev/null \
+  || die "docker build of $node_image failed (context: harness/image plus $EXTRA_CA_DIR/*.crt)"
+rm -rf "$context"
+trap - EXIT
 docker tag "$node_image" "$NODE_ALIAS"
 log "built $node_image (= $NODE_ALIAS)"
