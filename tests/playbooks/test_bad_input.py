@@ -131,6 +131,51 @@ def run_configure(tmp_path: Path, inventory: str, extra: dict) -> subprocess.Com
             id="sge-remove-master",
         ),
         pytest.param(
+            ONE_MASTER,
+            {"ebs_mount_volumes": [{"name": "d", "device": "/dev/sdf", "mount_point": "data"}]},
+            ["ebs_mount_volumes entry d: mount_point 'data' must be an absolute path"],
+            id="ebs-relative",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {
+                "ebs_mount_volumes": [
+                    {"name": "d", "device": "/dev/sdf", "mount_point": "/d", "fstype": "btrfs"}
+                ]
+            },
+            ["fstype 'btrfs' is not allowed: ext4 or xfs"],
+            id="ebs-fstype",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"ebs_mount_volumes": [{"name": "d", "mount_point": "/d"}]},
+            ["ebs_mount_volumes entry d: give volume_id (EC2) or device"],
+            id="ebs-no-device",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {
+                "ebs_mount_volumes": [
+                    {"name": "late", "volume_id": "vol-0fffffffffffffff1", "mount_point": "/d"}
+                ],
+                "ebs_mount_wait_timeout": 1,
+            },
+            ["volume 'late' (vol-0fffffffffffffff1) has no block device", "(waited 1 s)"],
+            id="ebs-missing",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"nfs_extra_clients": ["*"]},
+            ["nfs_extra_clients ['*'] is not allowed", "`*`"],
+            id="nfs-star",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"nfs_server_implementation": "zfs"},
+            ["nfs_server_implementation 'zfs' must be kernel or ganesha"],
+            id="nfs-impl",
+        ),
+        pytest.param(
             TWO_MASTERS,
             {},
             ["exactly one host in group 'master'", "'master', 'master2'"],

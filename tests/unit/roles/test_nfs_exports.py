@@ -1,0 +1,202 @@
+"""roles/nfs renders one export list for the kernel server and for NFS-Ganesha.
+
+The test machines' kernel has no nfsd, so the kernel server's /etc/exports is checked
+here: a real ansible-playbook run (connection local, nothing outside a temporary
+directory is touched) publishes each node's address with the role's own address.yml,
+loads the role's defaults and vars, and renders both templates. The assertions are the
+contract: only the compute nodes' addresses, never `*`, the options asked for, and the
+list follows the inventory as nodes come and go.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+ROLE = REPO / "roles" / "nfs"
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+
+ADDRESSES = {
+    "master": "10.0.1.10",
+    "node001": "10.0.1.11",
+    "node002": "10.0.1.12",
+    "node003": "10.0.1.13",
+}
+VOLUMES = [
+    {"name": "data", "volume_id": "vol-0123456789abcdef0", "mount_point": "/data"},
+    {"name": "scratch", "device": "/dev/sdg", "mount_point": "/scratch", "share": False},
+    {"name": "results", "device": "/dev/sdh", "mount_point": "/results", "share": True},
+]
+
+PLAYBOOK = """
+- name: Every node publishes its address
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Publish
+      ansible.builtin.include_role:
+        name: segway.cluster.nfs
+        tasks_from: address.yml
+
+- name: The master renders both export lists
+  hosts: master
+  gather_facts: false
+  tasks:
+    - name: Load the role's defaults and vars
+      ansible.builtin.include_vars:
+        file: "{{ item }}"
+      loop: ["ROLE/defaults/main.yml", "ROLE/vars/main.yml"]
+    - name: Render
+      ansible.builtin.template:
+        src: "ROLE/templates/{{ item }}.j2"
+        dest: "OUT/{{ item }}"
+        mode: "0644"
+      loop: [exports, ganesha.conf, ganesha-exports.conf]
+"""
+
+
+def render(tmp_path: Path, compute: list[str], extra: dict | None = None) -> dict[str, str]:
+    out = tmp_path / "out"
+    out.mkdir()
+    hosts = {"master": {"master": host_vars("master", ebs_mount_volumes=VOLUMES)}}
+    hosts["compute"] = {name: host_vars(name) for name in compute}
+    inventory = {group: {"hosts": members} for group, members in hosts.items()}
+    (tmp_path / "inventory.json").write_text(json.dumps(inventory))
+    playbook = PLAYBOOK.replace("ROLE", str(ROLE)).replace("OUT", str(out))
+    (tmp_path / "render.yml").write_text(playbook)
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1")
+    result = subprocess.run(
+        [
+            str(ANSIBLE_PLAYBOOK),
+            "-i",
+            str(tmp_path / "inventory.json"),
+            str(tmp_path / "render.yml"),
+            "-e",
+            json.dumps(extra or {}),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return {path.name: path.read_text() for path in out.iterdir()}
+
+
+def host_vars(name: str, **more) -> dict:
+    return {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "common_node_address": ADDRESSES[name],
+        **more,
+    }
+
+
+def export_lines(text: str) -> dict[str, list[tuple[str, str]]]:
+    """/etc/exports as {path: [(client, options), ...]}, comments skipped."""
+    lines = {}
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        path, *clients = line.split()
+        lines[path] = [re.fullmatch(r"([^(]+)\((.*)\)", c).groups() for c in clients]
+    return lines
+
+
+def ganesha_exports(text: str) -> dict[str, dict[str, str]]:
+    """Each EXPORT block's Path, Export_Id and CLIENT Clients."""
+    blocks = {}
+    for block in re.findall(r"(?ms)^EXPORT \{.*?^\}", text):
+        path = re.search(r'Path = "([^"]+)";', block).group(1)
+        clients = re.search(r"Clients = ([^;]+);", block)
+        blocks[path] = {
+            "id": re.search(r"Export_Id = (\d+);", block).group(1),
+            "pseudo": re.search(r'Pseudo = "([^"]+)";', block).group(1),
+            "clients": clients.group(1) if clients else "",
+            "access": re.findall(r"Access_Type = (\w+);", block),
+        }
+    return blocks
+
+
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory) -> dict[str, str]:
+    return render(tmp_path_factory.mktemp("two"), ["node001", "node002"])
+
+
+def test_kernel_exports_home_and_shared_volumes_to_compute_nodes_only(two_nodes) -> None:
+    text = two_nodes["exports"]
+    assert "*" not in text.replace("`*`", "")
+    exports = export_lines(text)
+    # /home and the shared volumes, not the one with share: false.
+    assert sorted(exports) == ["/data", "/home", "/results"]
+    for path, clients in exports.items():
+        assert [c for c, _ in clients] == [ADDRESSES["node001"], ADDRESSES["node002"]], path
+        assert ADDRESSES["master"] not in dict(clients)
+        for _, options in clients:
+            assert options.split(",") == ["rw", "sync", "no_root_squash", "no_subtree_check"]
+
+
+def test_ganesha_exports_the_same_list(two_nodes) -> None:
+    blocks = ganesha_exports(two_nodes["ganesha-exports.conf"])
+    assert sorted(blocks) == ["/data", "/home", "/results"]
+    assert len({b["id"] for b in blocks.values()}) == 3
+    for path, block in blocks.items():
+        assert block["pseudo"] == path
+        assert block["clients"] == f"{ADDRESSES['node001']}, {ADDRESSES['node002']}"
+        # Nobody by default, read-write for the listed clients only.
+        assert block["access"] == ["None", "RW"]
+    assert "*" not in two_nodes["ganesha-exports.conf"].replace("`*`", "")
+    conf = two_nodes["ganesha.conf"]
+    assert "Protocols = 4;" in conf
+    assert "Grace_Period = 90;" in conf
+    assert '%include "/etc/ganesha/segway-exports.conf"' in conf
+
+
+def test_async_and_a_node_added(tmp_path) -> None:
+    files = render(tmp_path, ["node001", "node002", "node003"], {"nfs_sync": False})
+    exports = export_lines(files["exports"])
+    for clients in exports.values():
+        assert [c for c, _ in clients] == [ADDRESSES[n] for n in ("node001", "node002", "node003")]
+        assert all(o.split(",")[1] == "async" for _, o in clients)
+    assert (
+        ADDRESSES["node003"] in ganesha_exports(files["ganesha-exports.conf"])["/home"]["clients"]
+    )
+
+
+def test_removed_node_leaves_the_exports(tmp_path, two_nodes) -> None:
+    files = render(tmp_path, ["node001", "node002"], {"nfs_remove_hosts": ["node002"]})
+    for clients in export_lines(files["exports"]).values():
+        assert [c for c, _ in clients] == [ADDRESSES["node001"]]
+    # The ids of the remaining exports do not move.
+    before = {p: b["id"] for p, b in ganesha_exports(two_nodes["ganesha-exports.conf"]).items()}
+    after = {p: b["id"] for p, b in ganesha_exports(files["ganesha-exports.conf"]).items()}
+    assert before == after
+
+
+def test_no_compute_nodes_exports_nothing(tmp_path) -> None:
+    """A path without clients in /etc/exports would be exported to the whole world."""
+    files = render(tmp_path, [])
+    assert export_lines(files["exports"]) == {}
+    assert "not exported" in files["exports"]
+    blocks = ganesha_exports(files["ganesha-exports.conf"])
+    assert all(b["clients"] == "" and b["access"] == ["None"] for b in blocks.values())
+
+
+def test_extra_subnet_and_own_export_list(tmp_path) -> None:
+    files = render(
+        tmp_path,
+        ["node001"],
+        {"nfs_extra_clients": ["10.0.2.0/24"], "nfs_exports": ["/home", "/srv/segway"]},
+    )
+    exports = export_lines(files["exports"])
+    assert sorted(exports) == ["/home", "/srv/segway"]
+    assert [c for c, _ in exports["/home"]] == [ADDRESSES["node001"], "10.0.2.0/24"]
