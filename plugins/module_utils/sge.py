@@ -429,12 +429,13 @@ def host_value_errors(ctype: str, host_values: Mapping[str, str]) -> list[str]:
 def parse_config(text: str) -> dict[str, str]:
     """Parse `qconf -se/-sq/-sconf` output: `key value` lines with `\\` continuations.
 
-    A continued line is joined to the next without the backslash and the next line's
-    indentation, which undoes how qconf wraps long comma-separated lists.
+    A continued line is joined to the next with one space, without the backslash and the
+    next line's indentation, and a comma keeps no space after it: this undoes how qconf
+    wraps long space-separated lists (host lists) and comma-separated lists alike.
     """
     config: dict[str, str] = {}
     pending: list[str] = []
-    for raw in text.splitlines():
+    for raw in [*text.splitlines(), ""]:
         stripped = raw.strip()
         if not pending and (not stripped or stripped.startswith("#")):
             continue
@@ -442,12 +443,9 @@ def parse_config(text: str) -> dict[str, str]:
             pending.append(stripped[:-1].strip())
             continue
         pending.append(stripped)
-        key, _, value = "".join(pending).partition(" ")
-        config[key] = value.strip()
+        key, _, value = " ".join(part for part in pending if part).partition(" ")
+        config[key] = re.sub(r",\s+", ",", value.strip())
         pending = []
-    if pending:
-        key, _, value = "".join(pending).partition(" ")
-        config[key] = value.strip()
     return config
 
 
@@ -635,13 +633,17 @@ class Qconf:
     def complexes(self) -> list[ComplexEntry]:
         return parse_complex_list(self.run("-sc"))
 
-    def exec_hosts(self) -> list[str]:
+    def names(self, option: str, none_defined: str) -> list[str]:
+        """Names qconf lists with OPTION; [] where qconf fails saying `none_defined`."""
         try:
-            return parse_name_list(self.run("-sel"))
+            return parse_name_list(self.run(option))
         except QconfError as error:
-            if "no execution host defined" in error.message:
+            if none_defined in error.message:
                 return []
             raise
+
+    def exec_hosts(self) -> list[str]:
+        return self.names("-sel", "no execution host defined")
 
     def exec_host(self, host: str) -> dict[str, str]:
         return parse_config(self.run("-se", host))
@@ -650,12 +652,7 @@ class Qconf:
         return parse_complex_values(self.exec_host(host).get("complex_values", "NONE"))
 
     def queues(self) -> list[str]:
-        try:
-            return parse_name_list(self.run("-sql"))
-        except QconfError as error:
-            if "no cqueue list defined" in error.message:
-                return []
-            raise
+        return self.names("-sql", "no cqueue list defined")
 
     def queue(self, name: str) -> dict[str, str]:
         return parse_config(self.run("-sq", name))

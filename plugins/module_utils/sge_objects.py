@@ -16,7 +16,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ansible_collections.segway.cluster.plugins.module_utils.sge import split_top_level
+from ansible_collections.segway.cluster.plugins.module_utils.sge import (
+    parse_config,
+    split_top_level,
+)
 
 
 @dataclass(frozen=True)
@@ -164,27 +167,10 @@ COMMA_LIST_ATTRIBUTES = frozenset(
 def parse_object(text: str) -> dict[str, str]:
     """Parse qconf's ``key value`` listing into an ordered dict of normalised values.
 
-    A trailing backslash continues a value on the next line; continuation pieces are
-    joined with one space and then normalised, so a wrapped list reads the same as an
-    unwrapped one.
+    Continuation lines are joined as `sge.parse_config` does, so a wrapped list reads
+    the same as an unwrapped one; each value is then normalised for comparison.
     """
-    result: dict[str, str] = {}
-    pending: list[str] = []
-    for raw in text.splitlines():
-        stripped = raw.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.endswith("\\"):
-            pending.append(stripped[:-1].strip())
-            continue
-        pending.append(stripped)
-        key, _, value = " ".join(pending).partition(" ")
-        result[key] = normalize(key, value)
-        pending = []
-    if pending:
-        key, _, value = " ".join(pending).partition(" ")
-        result[key] = normalize(key, value)
-    return result
+    return {key: normalize(key, value) for key, value in parse_config(text).items()}
 
 
 def normalize(key: str, value: object) -> str:
