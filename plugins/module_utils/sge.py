@@ -137,16 +137,7 @@ def parse_complex_list(text: str) -> list[ComplexEntry]:
 
 def render_complex_list(entries: Sequence[ComplexEntry]) -> str:
     """Render entries in the column layout of `qconf -sc`, ready for `qconf -Mc FILE`."""
-    header = (
-        "#name",
-        "shortcut",
-        "type",
-        "relop",
-        "requestable",
-        "consumable",
-        "default",
-        "urgency",
-    )
+    header = ("#" + COMPLEX_FIELDS[0], *COMPLEX_FIELDS[1:])
     rows = [entry.fields() for entry in entries]
     widths = [max([len(header[i])] + [len(row[i]) for row in rows]) for i in range(len(header) - 1)]
 
