@@ -1,0 +1,138 @@
+"""Helpers of the EC2 tests: ansible-playbook and inventory runs, account snapshots."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ec2_moto import VENV_BIN, aws_env
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOKS = REPO / "playbooks"
+INVENTORY_SCRIPT = REPO / "inventory" / "ec2_segway.py"
+RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", re.M)
+
+
+@dataclass
+class Run:
+    """One ansible-playbook run."""
+
+    args: list[str]
+    returncode: int
+    output: str
+
+    @property
+    def changed(self) -> int:
+        return sum(int(m.group(2)) for m in RECAP.finditer(self.output))
+
+    @property
+    def flat(self) -> str:
+        """The output with line breaks folded, for message checks."""
+        return " ".join(self.output.split())
+
+    def __str__(self) -> str:
+        return f"{' '.join(self.args)}\n(rc={self.returncode})\n{self.output[-6000:]}"
+
+
+def run_playbook(
+    playbook: str,
+    extra: Mapping[str, Any],
+    *,
+    endpoint: str,
+    home: Path,
+    timeout: int = 600,
+) -> Run:
+    """ansible-playbook playbooks/<playbook> -e <extra as JSON>, with no stdin."""
+    args = [str(VENV_BIN / "ansible-playbook"), str(PLAYBOOKS / playbook), "-e", json.dumps(extra)]
+    proc = subprocess.run(
+        args,
+        cwd=REPO,
+        env=aws_env(endpoint, home),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Run(args=args[1:], returncode=proc.returncode, output=proc.stdout + proc.stderr)
+
+
+def run_inventory(
+    *args: str, endpoint: str, home: Path, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = aws_env(endpoint, home)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, str(INVENTORY_SCRIPT), *args],
+        cwd=REPO,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def account_state(ec2: Any) -> dict[str, set]:
+    """Everything a launch or teardown could create, change or delete."""
+    reservations = ec2.describe_instances()["Reservations"]
+    return {
+        "instances": {
+            i["InstanceId"]
+            for r in reservations
+            for i in r["Instances"]
+            if i["State"]["Name"] != "terminated"
+        },
+        "volumes": {(v["VolumeId"], v["State"]) for v in ec2.describe_volumes()["Volumes"]},
+        "security_groups": {
+            g["GroupId"]
+            for g in ec2.describe_security_groups()["SecurityGroups"]
+            if g["GroupName"] != "default"
+        },
+        "key_pairs": {k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]},
+        "launch_templates": {
+            t["LaunchTemplateName"] for t in ec2.describe_launch_templates()["LaunchTemplates"]
+        },
+        "spot_requests": {
+            s["SpotInstanceRequestId"]
+            for s in ec2.describe_spot_instance_requests()["SpotInstanceRequests"]
+        },
+        "tags": {(t["ResourceId"], t["Key"], t["Value"]) for t in ec2.describe_tags()["Tags"]},
+    }
+
+
+def instances_of(ec2: Any, cluster: str) -> list[dict[str, Any]]:
+    """The cluster's instances that are not terminated, master first then by node name."""
+    found = [
+        i
+        for r in ec2.describe_instances(
+            Filters=[{"Name": "tag:segway:cluster", "Values": [cluster]}]
+        )["Reservations"]
+        for i in r["Instances"]
+        if i["State"]["Name"] not in ("terminated", "shutting-down")
+    ]
+    return sorted(
+        found,
+        key=lambda i: (tags(i).get("segway:node") != "master", tags(i).get("segway:node", "")),
+    )
+
+
+def tags(resource: Mapping[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+
+
+def debian_image(ec2: Any) -> str:
+    """Register an image named like Debian's official ones (moto ships none)."""
+    return ec2.register_image(
+        Name="debian-12-amd64-20250115-1993",
+        Architecture="x86_64",
+        RootDeviceName="/dev/xvda",
+        VirtualizationType="hvm",
+    )["ImageId"]

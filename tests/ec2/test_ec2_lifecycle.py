@@ -1,0 +1,514 @@
+"""launch.yml and teardown.yml end to end against moto_server.
+
+One account, in order: cluster alpha is launched (size small, spot compute nodes, three
+data volumes), re-launched (no change), grown to medium (only the new nodes), listed by
+the inventory script; cluster beta is launched beside it through a proxy that refuses
+spot capacity (first without, then with the on-demand fallback); alpha is torn down
+(beta untouched, data volumes kept), torn down again (no-op), and its created volumes
+deleted on request; beta's teardown without confirmation and without a terminal stops.
+alpha and beta are launched at the same time, to keep the suite short. What moto cannot
+show is said where it matters.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ec2_moto import AwsProxy, ec2_client
+from ec2_testlib import (
+    Run,
+    account_state,
+    debian_image,
+    instances_of,
+    run_inventory,
+    run_playbook,
+    tags,
+)
+
+ADMIN = "203.0.113.7/32"
+UBUNTU_OWNER = "099720109477"
+UBUNTU_NAME = "ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-*"
+
+
+@pytest.fixture(scope="module")
+def world(moto, home: Path, ssh_key: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A fresh account with a Debian-named image, a user's volume and a snapshot."""
+    moto.reset()
+    ec2 = ec2_client(moto.url)
+    # moto ships no Debian images, and the images it registers lack an architecture; the
+    # default look-up (owner + name pattern + x86_64, newest) is pointed at one of the
+    # Canonical images moto ships instead. Its trusty sibling must not be picked.
+    wanted = ec2.describe_images(
+        Owners=[UBUNTU_OWNER], Filters=[{"Name": "name", "Values": [UBUNTU_NAME]}]
+    )
+    image = wanted["Images"][0]["ImageId"]
+    own_image = debian_image(ec2)
+    user_volume = ec2.create_volume(
+        AvailabilityZone="us-east-1b",
+        Size=2,
+        TagSpecifications=[
+            {"ResourceType": "volume", "Tags": [{"Key": "Name", "Value": "my-own-data"}]}
+        ],
+    )["VolumeId"]
+    source = ec2.create_volume(AvailabilityZone="us-east-1a", Size=3)["VolumeId"]
+    snapshot = ec2.create_snapshot(VolumeId=source, Description="genomes")["SnapshotId"]
+    return {
+        "ec2": ec2,
+        "moto": moto,
+        "home": home,
+        "key": ssh_key,
+        "image": image,
+        "own_image": own_image,
+        "user_volume": user_volume,
+        "snapshot": snapshot,
+        "tmp": tmp_path_factory.mktemp("lifecycle"),
+    }
+
+
+def alpha_vars(world: dict, **extra: Any) -> dict[str, Any]:
+    return {
+        "cluster_name": "alpha",
+        "size": "small",
+        "admin_cidr": f"{ADMIN},2001:db8::/64",
+        "public_key_file": f"{world['key']}.pub",
+        "ami_owner": UBUNTU_OWNER,
+        "ami_name": UBUNTU_NAME,
+        "spot": True,
+        "spot_max_price": "0.05",
+        "volumes": [
+            {"id": world["user_volume"], "mount": "/data"},
+            {"snapshot": world["snapshot"], "mount": "/genomes", "size": 4},
+            {"size": 2, "mount": "/scratch", "shared": False},
+        ],
+        "configure": False,
+        "summary_file": str(world["tmp"] / "alpha.json"),
+        **extra,
+    }
+
+
+def launch(world: dict, variables: dict[str, Any], endpoint: str | None = None) -> Run:
+    return run_playbook(
+        "launch.yml", variables, endpoint=endpoint or world["moto"].url, home=world["home"]
+    )
+
+
+def teardown(world: dict, **variables: Any) -> Run:
+    return run_playbook("teardown.yml", variables, endpoint=world["moto"].url, home=world["home"])
+
+
+def template_data(ec2: Any, name: str) -> dict[str, Any]:
+    versions = ec2.describe_launch_template_versions(LaunchTemplateName=name, Versions=["$Latest"])
+    return versions["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+
+
+def template_id(ec2: Any, name: str) -> str:
+    found = ec2.describe_launch_templates(LaunchTemplateNames=[name])["LaunchTemplates"]
+    return found[0]["LaunchTemplateId"]
+
+
+@pytest.fixture(scope="module")
+def clusters(world: dict) -> dict:
+    """Launch alpha, and beside it beta (through a proxy refusing spot), at the same time.
+
+    beta's compute node is asked for on spot; the proxy answers that request as EC2 does
+    when the spot price is too low. beta is launched first without the on-demand fallback
+    (it must stop and say how to fall back), then with it.
+    """
+    ec2 = world["ec2"]
+    ec2.import_key_pair(
+        KeyName="users-own-key", PublicKeyMaterial=Path(f"{world['key']}.pub").read_bytes()
+    )
+
+    def launch_beta(proxy: AwsProxy) -> dict:
+        refused = launch(world, beta_vars(world), endpoint=proxy.url)
+        proxy.clear()
+        fallback = launch(world, beta_vars(world, spot_fallback=True), endpoint=proxy.url)
+        return {"refused": refused, "fallback": fallback, "refusals": list(proxy.refused)}
+
+    with AwsProxy(world["moto"].url, refuse=refuse_spot) as proxy, ThreadPoolExecutor(2) as pool:
+        alpha_run = pool.submit(launch, world, alpha_vars(world))
+        beta = pool.submit(launch_beta, proxy)
+        alpha = {"run": alpha_run.result()}
+        beta_result = beta.result()
+    assert alpha["run"].returncode == 0, str(alpha["run"])
+    alpha["instances"] = instances_of(ec2, "alpha")
+    return {"alpha": alpha, "beta": beta_result}
+
+
+@pytest.fixture(scope="module")
+def alpha(clusters: dict) -> dict:
+    return clusters["alpha"]
+
+
+@pytest.fixture(scope="module")
+def beta(clusters: dict) -> dict:
+    return clusters["beta"]
+
+
+# ---------------------------------------------------------------- launch
+
+
+def test_launch_small_creates_master_and_two_compute_nodes(world: dict, alpha: dict) -> None:
+    ec2, instances = world["ec2"], alpha["instances"]
+    assert alpha["run"].changed > 0
+    assert [tags(i)["segway:node"] for i in instances] == ["master", "node001", "node002"]
+    assert [tags(i)["segway:role"] for i in instances] == ["master", "compute", "compute"]
+    assert [tags(i)["Name"] for i in instances] == [
+        "alpha-master",
+        "alpha-node001",
+        "alpha-node002",
+    ]
+    assert [i["InstanceType"] for i in instances] == ["m7i.large", "m7i.xlarge", "m7i.xlarge"]
+    # The user's volume is in us-east-1b: it decides the zone of the whole cluster.
+    assert {i["Placement"]["AvailabilityZone"] for i in instances} == {"us-east-1b"}
+    assert {i["ImageId"] for i in instances} == {world["image"]}
+    key = ec2.describe_key_pairs(KeyNames=["segway-alpha"])["KeyPairs"][0]
+    assert tags(key)["segway:cluster"] == "alpha"
+    assert {i["KeyName"] for i in instances} == {"segway-alpha"}
+
+
+def test_security_group_allows_ssh_from_admin_cidr_and_the_group_only(
+    world: dict, alpha: dict
+) -> None:
+    ec2 = world["ec2"]
+    group = ec2.describe_security_groups(GroupNames=["segway-alpha"])["SecurityGroups"][0]
+    assert tags(group)["segway:cluster"] == "alpha"
+    rules = group["IpPermissions"]
+    ssh = [r for r in rules if r["IpProtocol"] == "tcp"]
+    assert [(r["FromPort"], r["ToPort"]) for r in ssh] == [(22, 22)]
+    assert [c["CidrIp"] for c in ssh[0]["IpRanges"]] == [ADMIN]
+    assert [c["CidrIpv6"] for c in ssh[0]["Ipv6Ranges"]] == ["2001:db8::/64"]
+    internal = [r for r in rules if r["IpProtocol"] == "-1"]
+    assert len(internal) == 1
+    assert [p["GroupId"] for p in internal[0]["UserIdGroupPairs"]] == [group["GroupId"]]
+    assert internal[0]["IpRanges"] == [] and internal[0]["Ipv6Ranges"] == []
+    assert len(rules) == 2
+    cidrs = [c["CidrIp"] for r in rules for c in r["IpRanges"]]
+    cidrs += [c["CidrIpv6"] for r in rules for c in r["Ipv6Ranges"]]
+    assert "0.0.0.0/0" not in cidrs and "::/0" not in cidrs
+    for inst in alpha["instances"]:
+        assert [g["GroupId"] for g in inst["SecurityGroups"]] == [group["GroupId"]]
+
+
+def test_launch_templates_require_imdsv2_encrypt_root_and_ask_for_spot(
+    world: dict, alpha: dict
+) -> None:
+    ec2 = world["ec2"]
+    # One template per node shape, named after its type; only the shapes launched exist.
+    templates = {
+        t["LaunchTemplateName"]
+        for t in ec2.describe_launch_templates(
+            Filters=[{"Name": "tag:segway:cluster", "Values": ["alpha"]}]
+        )["LaunchTemplates"]
+    }
+    master_name, spot_name = "segway-alpha-master-m7i.large", "segway-alpha-compute-m7i.xlarge-spot"
+    assert templates == {master_name, spot_name}
+    for name in templates:
+        data = template_data(ec2, name)
+        assert data["MetadataOptions"]["HttpTokens"] == "required", name
+        assert data["MetadataOptions"]["HttpEndpoint"] == "enabled", name
+        root = data["BlockDeviceMappings"][0]
+        assert root["DeviceName"] == "/dev/sda1"  # the image's root device
+        assert root["Ebs"]["Encrypted"] is True, name
+        assert root["Ebs"]["VolumeSize"] == 30 and root["Ebs"]["VolumeType"] == "gp3"
+    assert "InstanceMarketOptions" not in template_data(ec2, master_name)
+    spot = template_data(ec2, spot_name)
+    market = spot["InstanceMarketOptions"]
+    assert market["MarketType"] == "spot"
+    assert market["SpotOptions"]["MaxPrice"] == "0.05"
+    assert market["SpotOptions"]["SpotInstanceType"] == "one-time"
+    assert spot["InstanceType"] == "m7i.xlarge"
+    # The spot request launch makes is tagged for teardown.
+    assert {
+        "ResourceType": "spot-instances-request",
+        "Tags": [{"Key": "segway:cluster", "Value": "alpha"}],
+    } in spot["TagSpecifications"]
+    # moto does not mark template-launched instances as spot, so check the request made:
+    # the compute nodes came from the spot template, the master from its own.
+    by_template = [tags(i)["aws:ec2launchtemplate:id"] for i in alpha["instances"]]
+    master_id, spot_id = template_id(ec2, master_name), template_id(ec2, spot_name)
+    assert by_template == [master_id, spot_id, spot_id]
+    assert [tags(i).get("segway:market") for i in alpha["instances"]] == [None, "spot", "spot"]
+    assert {i["MetadataOptions"]["HttpTokens"] for i in alpha["instances"]} == {"required"}
+
+
+def test_data_volumes_are_attached_to_the_master_in_its_zone(world: dict, alpha: dict) -> None:
+    ec2 = world["ec2"]
+    master = alpha["instances"][0]
+    attached = ec2.describe_volumes(
+        Filters=[{"Name": "attachment.instance-id", "Values": [master["InstanceId"]]}]
+    )["Volumes"]
+    data = {v["Attachments"][0]["Device"]: v for v in attached if tags(v).get("segway:mount")}
+    assert sorted(data) == ["/dev/sdf", "/dev/sdg", "/dev/sdh"]
+    given, genomes, scratch = data["/dev/sdf"], data["/dev/sdg"], data["/dev/sdh"]
+    assert given["VolumeId"] == world["user_volume"]
+    assert tags(given) == {
+        "Name": "my-own-data",
+        "segway:attached-to": "alpha",
+        "segway:mount": "/data",
+        "segway:shared": "true",
+    }
+    assert genomes["SnapshotId"] == world["snapshot"] and genomes["Size"] == 4
+    assert tags(genomes)["segway:mount"] == "/genomes" and tags(genomes)["Name"] == "alpha-genomes"
+    assert scratch["Size"] == 2 and tags(scratch)["segway:shared"] == "false"
+    for vol in (genomes, scratch):
+        assert vol["Encrypted"] is True and vol["VolumeType"] == "gp3"
+        assert tags(vol)["segway:cluster"] == "alpha"
+    assert {v["AvailabilityZone"] for v in data.values()} == {"us-east-1b"}
+    assert not any(v["Attachments"][0].get("DeleteOnTermination") for v in data.values())
+
+
+def test_summary_prices_spot_nodes_at_the_spot_price(world: dict, alpha: dict) -> None:
+    summary = json.loads((world["tmp"] / "alpha.json").read_text())
+    master = alpha["instances"][0]
+    assert summary["master_address"] == master["PublicIpAddress"]
+    assert summary["ssh_command"] == (f"ssh -i {world['key']} admin@{master['PublicIpAddress']}")
+    assert [n["market"] for n in summary["nodes"]] == ["on-demand", "spot", "spot"]
+    # m7i.large on-demand + 2 spot nodes at spot_max_price
+    assert summary["cost_per_hour"] == pytest.approx(0.1008 + 2 * 0.05)
+    assert summary["configured"] is False
+    assert "configure=false: the nodes were NOT configured" in alpha["run"].flat
+
+
+@pytest.fixture(scope="module")
+def reruns(world: dict, alpha: dict) -> dict:
+    """Launch alpha again as it was, and with fewer nodes, at the same time.
+
+    Neither may change anything (so they cannot disturb each other).
+    """
+    ec2 = world["ec2"]
+    before = account_state(ec2)
+    smaller = alpha_vars(world, compute_count=1, summary_file="")
+    with ThreadPoolExecutor(2) as pool:
+        same = pool.submit(launch, world, alpha_vars(world))
+        fewer = pool.submit(launch, world, smaller)
+        runs = {"same": same.result(), "fewer": fewer.result()}
+    return {**runs, "before": before, "after": account_state(ec2)}
+
+
+def test_relaunch_changes_nothing(reruns: dict) -> None:
+    run = reruns["same"]
+    assert run.returncode == 0, str(run)
+    assert run.changed == 0, str(run)
+    assert reruns["after"] == reruns["before"]
+
+
+def test_smaller_size_removes_nothing(reruns: dict) -> None:
+    run = reruns["fewer"]
+    assert run.returncode == 0, str(run)
+    assert run.changed == 0, str(run)
+    assert reruns["after"] == reruns["before"]
+    assert (
+        "The cluster has 2 compute nodes, more than the 1 asked for: launch never removes"
+        in run.flat
+    )
+
+
+def test_inventory_script_lists_the_cluster(world: dict, alpha: dict) -> None:
+    result = run_inventory(
+        "--list", "--cluster", "alpha", endpoint=world["moto"].url, home=world["home"]
+    )
+    assert result.returncode == 0, result.stderr
+    inv = json.loads(result.stdout)
+    assert inv["master"]["hosts"] == ["master"]
+    assert inv["compute"]["hosts"] == ["node001", "node002"]
+    assert inv["cluster_alpha"]["hosts"] == ["master", "node001", "node002"]
+    hostvars = inv["_meta"]["hostvars"]
+    for inst in alpha["instances"]:
+        hv = hostvars[tags(inst)["segway:node"]]
+        assert hv["ansible_host"] == inst["PublicIpAddress"]
+        assert hv["common_private_ip"] == inst["PrivateIpAddress"]
+        assert hv["segway_instance_id"] == inst["InstanceId"]
+        assert hv["segway_zone"] == "us-east-1b"
+        assert hv["ansible_user"] == "admin" and hv["ansible_become"] is True
+        assert "StrictHostKeyChecking=accept-new" in hv["ansible_ssh_common_args"]
+        # moto does not mark template-launched spot instances as spot.
+        assert hv["segway_lifecycle"] == "on-demand"
+    assert (hostvars["master"]["segway_vcpus"], hostvars["master"]["segway_memory_mib"]) == (
+        2,
+        8192,
+    )
+    assert (hostvars["node001"]["segway_vcpus"], hostvars["node001"]["segway_memory_mib"]) == (
+        4,
+        16384,
+    )
+    volumes = hostvars["master"]["segway_volumes"]
+    assert [(v["device"], v["mount"], v["shared"]) for v in volumes] == [
+        ("/dev/sdf", "/data", True),
+        ("/dev/sdg", "/genomes", True),
+        ("/dev/sdh", "/scratch", False),
+    ]
+    one = run_inventory(
+        "--host",
+        "node002",
+        endpoint=world["moto"].url,
+        home=world["home"],
+        env={"SEGWAY_CLUSTER": "alpha"},
+    )
+    assert json.loads(one.stdout) == hostvars["node002"]
+
+
+def test_growing_to_medium_adds_only_the_missing_nodes(world: dict, alpha: dict) -> None:
+    ec2 = world["ec2"]
+    before = {i["InstanceId"]: i for i in instances_of(ec2, "alpha")}
+    run = launch(world, alpha_vars(world, size="medium"))
+    assert run.returncode == 0, str(run)
+    after = instances_of(ec2, "alpha")
+    assert [tags(i)["segway:node"] for i in after] == [
+        "master",
+        "node001",
+        "node002",
+        "node003",
+        "node004",
+    ]
+    assert set(before) <= {i["InstanceId"] for i in after}
+    # Running nodes keep their type; only the new ones get medium's r7i.2xlarge.
+    assert [i["InstanceType"] for i in after] == [
+        "m7i.large",
+        "m7i.xlarge",
+        "m7i.xlarge",
+        "r7i.2xlarge",
+        "r7i.2xlarge",
+    ]
+    assert all(i["State"]["Name"] == "running" for i in after)
+
+
+# ---------------------------------------------------------------- a second cluster, spot refused
+
+
+def refuse_spot(fields: dict[str, str]) -> tuple[str, str] | None:
+    if fields.get("Action") == "RunInstances" and fields.get(
+        "LaunchTemplate.LaunchTemplateName", ""
+    ).endswith("-spot"):
+        return ("SpotMaxPriceTooLow", "Your Spot request price of 0.001 is lower than the minimum")
+    return None
+
+
+def beta_vars(world: dict, **extra: Any) -> dict[str, Any]:
+    return {
+        "cluster_name": "beta",
+        "compute_count": 1,
+        "admin_cidr": "198.51.100.0/24",
+        "key_name": "users-own-key",
+        "ami_id": world["own_image"],
+        "spot": True,
+        "configure": False,
+        "summary_file": str(world["tmp"] / "beta.json"),
+        **extra,
+    }
+
+
+def test_spot_refusal_stops_and_names_the_fallback(beta: dict) -> None:
+    run = beta["refused"]
+    assert run.returncode != 0
+    assert "SpotMaxPriceTooLow" in run.flat
+    assert "EC2 refused spot capacity; re-run with -e spot_fallback=true" in run.flat
+
+
+def test_spot_fallback_launches_on_demand(world: dict, beta: dict) -> None:
+    ec2 = world["ec2"]
+    run = beta["fallback"]
+    assert run.returncode == 0, str(run)
+    assert beta["refusals"] == ["RunInstances"]
+    nodes = instances_of(ec2, "beta")
+    assert [tags(i)["segway:node"] for i in nodes] == ["master", "node001"]
+    assert tags(nodes[1])["aws:ec2launchtemplate:id"] == template_id(
+        ec2, "segway-beta-compute-m7i.xlarge"
+    )
+    assert tags(nodes[1])["segway:market"] == "on-demand"
+    summary = json.loads((world["tmp"] / "beta.json").read_text())
+    assert [n["market"] for n in summary["nodes"]] == ["on-demand", "on-demand"]
+    assert any("EC2 refused spot capacity (SpotMaxPriceTooLow)" in n for n in summary["notes"])
+    # beta uses the user's own key pair and imports none.
+    assert {i["KeyName"] for i in nodes} == {"users-own-key"}
+
+
+def test_inventory_script_lists_all_clusters(world: dict, beta: dict) -> None:
+    result = run_inventory("--list", endpoint=world["moto"].url, home=world["home"])
+    assert result.returncode == 0, result.stderr
+    inv = json.loads(result.stdout)
+    assert inv["master"]["hosts"] == ["alpha-master", "beta-master"]
+    assert inv["cluster_beta"]["hosts"] == ["beta-master", "beta-node001"]
+    assert len(inv["cluster_alpha"]["hosts"]) == 5
+
+
+# ---------------------------------------------------------------- teardown
+
+
+def test_teardown_without_confirmation_or_terminal_stops(world: dict, beta: dict) -> None:
+    ec2 = world["ec2"]
+    before = account_state(ec2)
+    run = teardown(world, cluster_name="beta")
+    assert run.returncode != 0
+    assert "there is no terminal to ask on: re-run with -e confirm=true" in run.flat
+    assert "terminate instance" in run.flat  # the plan was shown first
+    assert account_state(ec2) == before
+
+
+def test_teardown_removes_one_cluster_and_keeps_its_data(world: dict, beta: dict) -> None:
+    ec2 = world["ec2"]
+    beta_before = {k: v for k, v in account_state(ec2).items()}
+    beta_instances = [i["InstanceId"] for i in instances_of(ec2, "beta")]
+    alpha_volumes = {
+        v["VolumeId"]: v
+        for v in ec2.describe_volumes()["Volumes"]
+        if tags(v).get("segway:mount") and v["Attachments"]
+    }
+    run = teardown(world, cluster_name="alpha", confirm=True)
+    assert run.returncode == 0, str(run)
+    assert instances_of(ec2, "alpha") == []
+    after = account_state(ec2)
+    assert not {n for n in after["launch_templates"] if n.startswith("segway-alpha")}
+    assert "segway-alpha" not in after["key_pairs"]
+    assert not ec2.describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": ["segway-alpha"]}]
+    )["SecurityGroups"]
+    # beta is untouched: its instances, templates, group and the user's key pair.
+    assert [i["InstanceId"] for i in instances_of(ec2, "beta")] == beta_instances
+    assert {n for n in after["launch_templates"] if n.startswith("segway-beta")} == {
+        n for n in beta_before["launch_templates"] if n.startswith("segway-beta")
+    }
+    assert "users-own-key" in after["key_pairs"]
+    assert ec2.describe_security_groups(GroupNames=["segway-beta"])["SecurityGroups"]
+    # Every data volume survives, detached; the user's volume keeps its own tags.
+    kept = {
+        v["VolumeId"]: v for v in ec2.describe_volumes(VolumeIds=list(alpha_volumes))["Volumes"]
+    }
+    assert set(kept) == set(alpha_volumes) and len(kept) == 3
+    assert all(v["State"] == "available" for v in kept.values())
+    assert tags(kept[world["user_volume"]])["Name"] == "my-own-data"
+    assert "Kept volumes:" in run.flat
+    assert not (world["home"] / ".ssh" / "segway_alpha_known_hosts").exists()
+
+
+def test_teardown_of_a_gone_cluster_succeeds(world: dict) -> None:
+    ec2 = world["ec2"]
+    before = account_state(ec2)
+    run = teardown(world, cluster_name="alpha")  # nothing to confirm
+    assert run.returncode == 0, str(run)
+    assert run.changed == 0
+    assert "has nothing left to tear down" in run.flat
+    assert account_state(ec2) == before
+    result = run_inventory(
+        "--list", "--cluster", "alpha", endpoint=world["moto"].url, home=world["home"]
+    )
+    inventory = json.loads(result.stdout)
+    assert inventory["master"]["hosts"] == [] and inventory["compute"]["hosts"] == []
+
+
+def test_delete_volumes_deletes_only_the_volumes_launch_created(world: dict) -> None:
+    ec2 = world["ec2"]
+    run = teardown(world, cluster_name="alpha", confirm=True, delete_volumes=True)
+    assert run.returncode == 0, str(run)
+    left = {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]}
+    assert world["user_volume"] in left
+    assert not ec2.describe_volumes(
+        Filters=[
+            {"Name": "tag:segway:cluster", "Values": ["alpha"]},
+            {"Name": "tag-key", "Values": ["segway:volume"]},
+        ]
+    )["Volumes"]
