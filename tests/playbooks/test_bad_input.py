@@ -143,7 +143,7 @@ def run_configure(tmp_path: Path, inventory: str, extra: dict) -> subprocess.Com
                     {"name": "d", "device": "/dev/sdf", "mount_point": "/d", "fstype": "btrfs"}
                 ]
             },
-            ["fstype 'btrfs' is not allowed: ext4 or xfs"],
+            ["value of fstype must be one of: ext4, xfs, got: btrfs found in ebs_mount_volumes"],
             id="ebs-fstype",
         ),
         pytest.param(
@@ -172,7 +172,7 @@ def run_configure(tmp_path: Path, inventory: str, extra: dict) -> subprocess.Com
         pytest.param(
             ONE_MASTER,
             {"nfs_server_implementation": "zfs"},
-            ["nfs_server_implementation 'zfs' must be kernel or ganesha"],
+            ["nfs_server_implementation must be one of: kernel, ganesha, got: zfs"],
             id="nfs-impl",
         ),
         pytest.param(
@@ -180,6 +180,42 @@ def run_configure(tmp_path: Path, inventory: str, extra: dict) -> subprocess.Com
             {},
             ["exactly one host in group 'master'", "'master', 'master2'"],
             id="two-masters",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"segway_env_install": "conda"},
+            ["segway_env_install", "one of: pip, existing", "got: conda"],
+            id="segway-install",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"segway_env_prefix": "/opt/venv"},
+            ["segway_env_prefix '/opt/venv'", "inside the build path"],
+            id="segway-prefix",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"segway_env_segway_version": "latest"},
+            ["segway_env_segway_version 'latest'", "release number like 3.0.7"],
+            id="segway-version",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"segway_env_gmtk_source": "/nonexistent/gmtk.tar.gz"},
+            ["segway_env_gmtk_source '/nonexistent/gmtk.tar.gz' is not allowed"],
+            id="gmtk-source",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"segway_env_cluster": "condor"},
+            ["segway_env_cluster 'condor' is not allowed", "sge, slurm, pbs, lsf, local"],
+            id="segway-cluster",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"segway_env_stop_services": ["ssh"]},
+            ["segway_env_stop_services ['ssh'] is not allowed"],
+            id="stop-ssh",
         ),
     ],
 )

@@ -136,8 +136,8 @@ def test_kernel_exports_home_and_shared_volumes_to_compute_nodes_only(two_nodes)
     text = two_nodes["exports"]
     assert "*" not in text.replace("`*`", "")
     exports = export_lines(text)
-    # /home and the shared volumes, not the one with share: false.
-    assert sorted(exports) == ["/data", "/home", "/results"]
+    # /home, the shared volumes (not the one with share: false) and Segway's build path.
+    assert sorted(exports) == ["/data", "/home", "/results", "/segway-build"]
     for path, clients in exports.items():
         assert [c for c, _ in clients] == [ADDRESSES["node001"], ADDRESSES["node002"]], path
         assert ADDRESSES["master"] not in dict(clients)
@@ -147,8 +147,8 @@ def test_kernel_exports_home_and_shared_volumes_to_compute_nodes_only(two_nodes)
 
 def test_ganesha_exports_the_same_list(two_nodes) -> None:
     blocks = ganesha_exports(two_nodes["ganesha-exports.conf"])
-    assert sorted(blocks) == ["/data", "/home", "/results"]
-    assert len({b["id"] for b in blocks.values()}) == 3
+    assert sorted(blocks) == ["/data", "/home", "/results", "/segway-build"]
+    assert len({b["id"] for b in blocks.values()}) == 4
     for path, block in blocks.items():
         assert block["pseudo"] == path
         assert block["clients"] == f"{ADDRESSES['node001']}, {ADDRESSES['node002']}"
@@ -200,3 +200,11 @@ def test_extra_subnet_and_own_export_list(tmp_path) -> None:
     exports = export_lines(files["exports"])
     assert sorted(exports) == ["/home", "/srv/segway"]
     assert [c for c, _ in exports["/home"]] == [ADDRESSES["node001"], "10.0.2.0/24"]
+
+
+def test_build_path_on_a_shared_volume_is_exported_once(tmp_path) -> None:
+    # The seed's layout: Segway's build path is itself a shared EBS volume.
+    files = render(tmp_path, ["node001"], {"segway_env_build_path": "/results"})
+    exports = export_lines(files["exports"])
+    assert sorted(exports) == ["/data", "/home", "/results"]
+    assert sorted(ganesha_exports(files["ganesha-exports.conf"])) == ["/data", "/home", "/results"]
