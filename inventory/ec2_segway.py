@@ -47,6 +47,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -188,6 +189,26 @@ def fetch_instance_types(ec2: Any, names: Iterable[str]) -> dict[str, dict[str, 
     return found
 
 
+def mount_entries(volumes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The master's data volumes as roles/ebs_mount takes them (ebs_mount_volumes), so
+    configure.yml mounts (and roles/nfs shares) what launch.yml attached."""
+    entries = []
+    for vol in volumes:
+        if not vol.get("mount"):
+            continue
+        name = re.sub(r"[^A-Za-z0-9_-]+", "-", vol.get("name") or vol["mount"]).strip("-")
+        entries.append(
+            {
+                "name": name or vol["volume_id"],
+                "volume_id": vol["volume_id"],
+                "device": vol["device"],
+                "mount_point": vol["mount"],
+                "share": vol["shared"],
+            }
+        )
+    return entries
+
+
 def fetch_master_volumes(ec2: Any, master_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     """Data volumes launch.yml attached to each master (tagged with their mount point)."""
     if not master_ids:
@@ -297,6 +318,7 @@ def build_inventory(
         )
         if role == "master" and inst["InstanceId"] in volumes:
             hostvars[name]["segway_volumes"] = list(volumes[inst["InstanceId"]])
+            hostvars[name]["ebs_mount_volumes"] = mount_entries(volumes[inst["InstanceId"]])
         groups[role].append(name)
         groups.setdefault(group_name(cluster), []).append(name)
 

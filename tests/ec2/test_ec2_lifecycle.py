@@ -342,6 +342,13 @@ def test_inventory_script_lists_the_cluster(world: dict, alpha: dict) -> None:
         ("/dev/sdg", "/genomes", True),
         ("/dev/sdh", "/scratch", False),
     ]
+    # The same volumes as roles/ebs_mount takes them, so configure.yml mounts and shares them.
+    mounts = hostvars["master"]["ebs_mount_volumes"]
+    assert [(m["volume_id"], m["device"], m["mount_point"], m["share"]) for m in mounts] == [
+        (v["volume_id"], v["device"], v["mount"], v["shared"]) for v in volumes
+    ]
+    assert [m["name"] for m in mounts] == ["data", "genomes", "scratch"]
+    assert "ebs_mount_volumes" not in hostvars["node001"]
     one = run_inventory(
         "--host",
         "node002",
