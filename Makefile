@@ -9,7 +9,14 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Molecule scenarios, in the order make test runs them.
 SCENARIOS ?= default
 
-.PHONY: setup test lint pytest molecule engine image clean
+# The local cluster of `make cluster` (containers on this machine; see README.md).
+CLUSTER ?= segway
+SIZE ?= small
+LOCAL_VOLUMES ?= [{"name": "data", "size": 4, "mount": "/data"}]
+DELETE_VOLUMES ?= false
+LOCAL := -e provider=local -e cluster_name=$(CLUSTER)
+
+.PHONY: setup test lint pytest molecule engine image clean cluster status cluster-down
 
 ## setup: Python venv with Ansible, molecule, linters, moto; the collection link.
 setup: $(BIN)/.installed .collections/ansible_collections/segway/cluster
@@ -46,6 +53,22 @@ image: engine
 
 molecule: setup image
 	for s in $(SCENARIOS); do molecule test -s $$s; done
+
+## cluster: set up, then launch the local cluster (master + 2 compute containers, a
+## 4 GiB data volume at /data) and run one example job through DRMAA. Re-running
+## changes nothing. CLUSTER=, SIZE=, LOCAL_VOLUMES= override.
+cluster: setup image
+	ansible-playbook playbooks/launch.yml $(LOCAL) -e size=$(SIZE) -e '{"volumes": $(LOCAL_VOLUMES)}'
+	ansible-playbook playbooks/example_job.yml $(LOCAL)
+
+## status: the local cluster's nodes, qhost -F mem_requested and jobs.
+status: setup
+	ansible-playbook playbooks/status.yml $(LOCAL)
+
+## cluster-down: remove the local cluster's containers without asking; the data volume
+## image and /home are kept (DELETE_VOLUMES=true deletes them too).
+cluster-down: setup
+	ansible-playbook playbooks/teardown.yml $(LOCAL) -e confirm=true -e delete_volumes=$(DELETE_VOLUMES)
 
 clean:
 	rm -rf $(VENV) .collections .cache .pytest_cache .ruff_cache
