@@ -39,6 +39,10 @@ compute:
     node001: {ansible_connection: local}
 """
 
+# A GMTK download (never fetched: validation stops the run first) and a well-formed sha256.
+GMTK_URL = "https://example.org/gmtk/gmtk-1.4.4.tar.gz"
+SHA256 = "sha256:" + "0123456789abcdef" * 4
+
 
 def run_configure(tmp_path: Path, inventory: str, extra: dict) -> subprocess.CompletedProcess:
     inv = tmp_path / "inventory.yml"
@@ -207,6 +211,46 @@ def run_configure(tmp_path: Path, inventory: str, extra: dict) -> subprocess.Com
         ),
         pytest.param(
             ONE_MASTER,
+            {
+                "segway_env_gmtk_source": GMTK_URL.replace("https:", "http:"),
+                "segway_env_gmtk_checksum": SHA256,
+            },
+            [
+                f"segway_env_gmtk_source '{GMTK_URL.replace('https:', 'http:')}' is not allowed",
+                "an https URL (plain http is refused",
+            ],
+            id="gmtk-http",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"segway_env_gmtk_source": GMTK_URL},
+            [
+                "segway_env_gmtk_checksum '' is not allowed with "
+                f"segway_env_gmtk_source '{GMTK_URL}'",
+                "sha256:HEX (64 hex digits",
+            ],
+            id="gmtk-url-without-checksum",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"segway_env_gmtk_source": GMTK_URL, "segway_env_gmtk_checksum": "md5:" + "0" * 32},
+            ["segway_env_gmtk_checksum 'md5:" + "0" * 32 + "' is not allowed", "sha256:HEX"],
+            id="gmtk-md5",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"segway_env_gmtk_source": GMTK_URL, "segway_env_gmtk_checksum": "sha256:abc123"},
+            ["segway_env_gmtk_checksum 'sha256:abc123' is not allowed", "64 hex digits"],
+            id="gmtk-short-sha256",
+        ),
+        pytest.param(
+            ONE_MASTER,
+            {"segway_env_gmtk_source": GMTK_URL, "segway_env_gmtk_checksum": "0" * 64},
+            ["segway_env_gmtk_checksum '" + "0" * 64 + "' is not allowed", "sha256:HEX"],
+            id="gmtk-sha256-without-prefix",
+        ),
+        pytest.param(
+            ONE_MASTER,
             {"segway_env_cluster": "condor"},
             ["segway_env_cluster 'condor' is not allowed", "sge, slurm, pbs, lsf, local"],
             id="segway-cluster",
@@ -225,3 +269,60 @@ def test_bad_input_fails_before_any_change(
     output = assert_refused(run_configure(tmp_path, inventory, extra), expected)
     # Nothing was changed: no task reported a change, and no change-making task ran.
     assert "Set the hostname" not in output
+
+
+VALIDATE_SEGWAY_ENV = """
+- name: Only the Segway environment's validate entry point
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Check the Segway environment settings
+      ansible.builtin.include_role:
+        name: segway.cluster.segway_env
+        tasks_from: validate
+"""
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param(
+            {"segway_env_gmtk_source": GMTK_URL, "segway_env_gmtk_checksum": SHA256},
+            id="url-sha256",
+        ),
+        pytest.param({"segway_env_gmtk_source": "LOCAL"}, id="controller-file-without-checksum"),
+        pytest.param(
+            {
+                "segway_env_gmtk_source": "LOCAL",
+                "segway_env_gmtk_checksum": "sha256:" + "0123456789ABCDEF" * 4,
+            },
+            id="controller-file-with-checksum",
+        ),
+    ],
+)
+def test_good_gmtk_source_passes_validation(tmp_path: Path, extra: dict) -> None:
+    """The GMTK checks refuse only what they should: an https URL with its sha256, and a
+    file on the controller with or without one, pass the validate entry point."""
+    archive = tmp_path / "gmtk-1.4.4.tar.gz"
+    archive.write_bytes(b"not really an archive; validation does not open it")
+    extra = {k: str(archive) if v == "LOCAL" else v for k, v in extra.items()}
+    (tmp_path / "inventory.yml").write_text(ONE_MASTER)
+    (tmp_path / "validate.yml").write_text(VALIDATE_SEGWAY_ENV)
+    env = dict(os.environ, ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_NOCOLOR="1")
+    result = subprocess.run(
+        [
+            str(ANSIBLE_PLAYBOOK),
+            "-i",
+            str(tmp_path / "inventory.yml"),
+            str(tmp_path / "validate.yml"),
+            "-e",
+            json.dumps(extra),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

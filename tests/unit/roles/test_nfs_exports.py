@@ -4,8 +4,10 @@ The test machines' kernel has no nfsd, so the kernel server's /etc/exports is ch
 here: a real ansible-playbook run (connection local, nothing outside a temporary
 directory is touched) publishes each node's address with the role's own address.yml,
 loads the role's defaults and vars, and renders both templates. The assertions are the
-contract: only the compute nodes' addresses, never `*`, the options asked for, and the
-list follows the inventory as nodes come and go.
+contract: only the compute nodes' addresses, never `*`, root squashed on every export,
+the shared build path read-only and the rest read-write, the options asked for, and the
+list follows the inventory as nodes come and go. (molecule's verify_storage.yml checks
+the same rules over the wire, against a running NFS-Ganesha.)
 """
 
 from __future__ import annotations
@@ -59,6 +61,11 @@ PLAYBOOK = """
         dest: "OUT/{{ item }}"
         mode: "0644"
       loop: [exports, ganesha.conf, ganesha-exports.conf]
+    - name: Write the compute nodes' mount options of each path (tasks/client.yml)
+      ansible.builtin.copy:
+        dest: "OUT/mounts.json"
+        content: "{{ nfs_client_path_options | default({}) | to_json }}"
+        mode: "0644"
 """
 
 
@@ -89,7 +96,9 @@ def render(tmp_path: Path, compute: list[str], extra: dict | None = None) -> dic
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    return {path.name: path.read_text() for path in out.iterdir()}
+    files = {path.name: path.read_text() for path in out.iterdir()}
+    files["mounts"] = json.loads(files.pop("mounts.json"))
+    return files
 
 
 def host_vars(name: str, **more) -> dict:
@@ -123,8 +132,13 @@ def ganesha_exports(text: str) -> dict[str, dict[str, str]]:
             "pseudo": re.search(r'Pseudo = "([^"]+)";', block).group(1),
             "clients": clients.group(1) if clients else "",
             "access": re.findall(r"Access_Type = (\w+);", block),
+            "squash": re.findall(r"Squash = (\w+);", block),
         }
     return blocks
+
+
+# The build path: written on the master only (roles/segway_env), read by the nodes.
+READ_ONLY = "/segway-build"
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +155,18 @@ def test_kernel_exports_home_and_shared_volumes_to_compute_nodes_only(two_nodes)
     for path, clients in exports.items():
         assert [c for c, _ in clients] == [ADDRESSES["node001"], ADDRESSES["node002"]], path
         assert ADDRESSES["master"] not in dict(clients)
+        access = "ro" if path == READ_ONLY else "rw"
         for _, options in clients:
-            assert options.split(",") == ["rw", "sync", "no_root_squash", "no_subtree_check"]
+            assert options.split(",") == [access, "sync", "root_squash", "no_subtree_check"]
+    # Root on a compute node must never be root on the master's files.
+    assert "no_root_squash" not in text
+
+
+def test_kernel_read_only_build_path_and_read_write_data(two_nodes) -> None:
+    exports = export_lines(two_nodes["exports"])
+    assert {o.split(",")[0] for _, o in exports["/segway-build"]} == {"ro"}
+    for path in ("/home", "/data", "/results"):
+        assert {o.split(",")[0] for _, o in exports[path]} == {"rw"}, path
 
 
 def test_ganesha_exports_the_same_list(two_nodes) -> None:
@@ -152,8 +176,11 @@ def test_ganesha_exports_the_same_list(two_nodes) -> None:
     for path, block in blocks.items():
         assert block["pseudo"] == path
         assert block["clients"] == f"{ADDRESSES['node001']}, {ADDRESSES['node002']}"
-        # Nobody by default, read-write for the listed clients only.
-        assert block["access"] == ["None", "RW"]
+        # Nobody by default; the listed clients only, read-only for the build path.
+        assert block["access"] == ["None", "RO" if path == READ_ONLY else "RW"], path
+        # Root squashed for everybody, in the export and in the CLIENT block.
+        assert block["squash"] == ["Root_Squash", "Root_Squash"], path
+    assert "no_root_squash" not in two_nodes["ganesha-exports.conf"].lower()
     assert "*" not in two_nodes["ganesha-exports.conf"].replace("`*`", "")
     conf = two_nodes["ganesha.conf"]
     assert "Protocols = 4;" in conf
@@ -207,4 +234,47 @@ def test_build_path_on_a_shared_volume_is_exported_once(tmp_path) -> None:
     files = render(tmp_path, ["node001"], {"segway_env_build_path": "/results"})
     exports = export_lines(files["exports"])
     assert sorted(exports) == ["/data", "/home", "/results"]
-    assert sorted(ganesha_exports(files["ganesha-exports.conf"])) == ["/data", "/home", "/results"]
+    blocks = ganesha_exports(files["ganesha-exports.conf"])
+    assert sorted(blocks) == ["/data", "/home", "/results"]
+    # That volume is the build path, so it is the one read-only export.
+    access = {path: clients[0][1].split(",")[0] for path, clients in exports.items()}
+    assert access == {"/data": "rw", "/home": "rw", "/results": "ro"}
+    assert {p: b["access"][1] for p, b in blocks.items()} == {
+        "/data": "RW",
+        "/home": "RW",
+        "/results": "RO",
+    }
+
+
+def test_compute_nodes_mount_the_build_path_read_only(two_nodes) -> None:
+    mounts = two_nodes["mounts"]
+    assert mounts["/segway-build"] == "ro,hard,_netdev,nofail"
+    for path in ("/home", "/data", "/results"):
+        assert mounts[path] == "rw,hard,_netdev,nofail", path
+
+
+def test_everything_read_write_when_asked(tmp_path) -> None:
+    files = render(tmp_path, ["node001"], {"nfs_read_only_exports": []})
+    for path, clients in export_lines(files["exports"]).items():
+        assert clients == [(ADDRESSES["node001"], "rw,sync,root_squash,no_subtree_check")], path
+    blocks = ganesha_exports(files["ganesha-exports.conf"])
+    assert {b["access"][1] for b in blocks.values()} == {"RW"}
+    # Read-write or not, root stays squashed.
+    assert {s for b in blocks.values() for s in b["squash"]} == {"Root_Squash"}
+    assert set(files["mounts"].values()) == {"rw,hard,_netdev,nofail"}
+
+
+def test_own_read_only_list_and_mount_options(tmp_path) -> None:
+    files = render(
+        tmp_path,
+        ["node001"],
+        {
+            "nfs_read_only_exports": ["/data", "/segway-build"],
+            "nfs_client_mount_options": ["hard", "noatime"],
+        },
+    )
+    access = {p: c[0][1].split(",")[0] for p, c in export_lines(files["exports"]).items()}
+    assert access == {"/data": "ro", "/home": "rw", "/results": "rw", "/segway-build": "ro"}
+    # ro is added where the options named neither rw nor ro.
+    assert files["mounts"]["/data"] == "ro,hard,noatime"
+    assert files["mounts"]["/home"] == "hard,noatime"
