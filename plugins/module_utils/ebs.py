@@ -41,6 +41,14 @@ PARTITION_TABLE_TYPES = frozenset(
 )
 # How much of the start of a device must be zero bytes for it to count as blank.
 ZERO_CHECK_BYTES = 1024 * 1024
+# Label of a filesystem this collection created on a blank volume and is still copying
+# a mount point's old contents onto (at most 12 characters: XFS's limit). The volume's
+# own label replaces it once the copy is complete, so a copy cut short (a lost
+# connection, a reboot) is recognised on the next run and finished, never mounted half
+# done and never mistaken for a volume that holds data of its own.
+COPY_PENDING_LABEL = "SEGWAY-COPY"
+# Where a new filesystem is mounted while the old contents are copied onto it.
+COPY_MOUNT_PREFIX = "segway-ebs-copy."
 
 
 class DeviceError(Exception):
@@ -294,9 +302,20 @@ class Content:
             or self.nonzero
         )
 
+    @property
+    def copy_pending(self) -> bool:
+        """A whole-disk filesystem left by a copy that did not finish (see COPY_PENDING_LABEL)."""
+        return bool(self.fstype) and self.probe.get("LABEL") == COPY_PENDING_LABEL
+
     def summary(self) -> str:
         if self.blank:
             return "blank (no signature, no partition table, zeros at the start)"
+        if self.copy_pending:
+            return (
+                f"filesystem {self.fstype} UUID={self.probe.get('UUID', '?')} with label "
+                f"{COPY_PENDING_LABEL}: made by segway.cluster on a blank volume, holding an "
+                "unfinished copy of the mount point's old contents"
+            )
         parts = []
         if self.partition_table or self.partitions:
             names = ", ".join(name for _, name in self.partitions) or "no partitions"
@@ -326,6 +345,9 @@ class Plan:
     fstype: str
     format: bool
     reason: str
+    # Finish the copy of the mount point's old contents that an earlier run started on
+    # a filesystem it had just created (the filesystem is labelled COPY_PENDING_LABEL).
+    finish_copy: bool = False
 
 
 def plan(
@@ -337,11 +359,14 @@ def plan(
     format_policy: str,
     partition: int | None,
     partition_content: Callable[[str], Content],
+    copy: bool = False,
 ) -> Plan:
     """Decide what to mount, and whether to format; raise DeviceError when neither is safe.
 
     ``partition_content`` probes a partition device (``/dev/nvme1n1p1``) when the disk is
     partitioned. Only a blank whole disk is ever formatted, and only with ``if_blank``.
+    ``copy``: the caller copies the mount point's old contents onto a new filesystem; a
+    filesystem still labelled COPY_PENDING_LABEL is then finished, and refused without it.
     """
     label = f"volume {name!r} ({disk})"
     if fstype not in FSTYPES:
@@ -383,7 +408,7 @@ def plan(
         )
     if disk_content.fstype:
         _same_fstype(label, disk_content.fstype, fstype)
-        return Plan(disk, disk_content.fstype, False, "whole-disk filesystem")
+        return _whole_disk_filesystem(label, disk, disk_content, format_policy, copy=copy)
     if not disk_content.blank:
         raise DeviceError(
             f"{label} is not blank ({disk_content.summary()}) and holds no filesystem this "
@@ -395,6 +420,23 @@ def plan(
             f"{fstype} filesystem on it, or give the volume that holds the data"
         )
     return Plan(disk, fstype, True, "blank disk")
+
+
+def _whole_disk_filesystem(
+    label: str, disk: str, content: Content, format_policy: str, *, copy: bool
+) -> Plan:
+    """Mount it; a copy an earlier run left unfinished is finished first, or refused."""
+    if not content.copy_pending:
+        return Plan(disk, content.fstype, False, "whole-disk filesystem")
+    if not copy or format_policy != "if_blank":
+        raise DeviceError(
+            f"{label} holds a filesystem that segway.cluster created on it when it was blank "
+            "and has not finished copying the mount point's old contents onto (label "
+            f"{COPY_PENDING_LABEL}): mounting it would show a partial copy. Set "
+            "copy_existing: true and format: if_blank to finish the copy, or give it another "
+            "label (e2label / xfs_admin -L) to use it as it is"
+        )
+    return Plan(disk, content.fstype, False, "unfinished copy", finish_copy=True)
 
 
 def _same_fstype(label: str, found: str, wanted: str) -> None:
@@ -415,3 +457,37 @@ def mkfs_command(fstype: str, device: str, label: str | None = None) -> list[str
     elif label:
         argv += ["-L", label[:12]]
     return [*argv, device]
+
+
+def relabel_command(fstype: str, device: str, label: str | None) -> list[str]:
+    """argv giving an unmounted filesystem its label (an empty label clears it)."""
+    if fstype == "ext4":
+        return ["e2label", device, (label or "")[:16]]
+    return ["xfs_admin", "-L", (label or "")[:12] or "--", device]
+
+
+def copy_command(source: str, target: str) -> list[str]:
+    """argv copying the contents of directory ``source`` into directory ``target``.
+
+    ``cp -a`` keeps owners, modes, timestamps, ACLs, extended attributes, hard links,
+    symlinks and special files; ``source/.`` copies the directory's own owner and mode
+    onto ``target`` too. ``--remove-destination`` replaces what an interrupted copy left
+    rather than writing into it, so finishing that copy keeps hard links intact.
+    """
+    source = source.rstrip("/") or "/"
+    return ["cp", "-a", "--remove-destination", "--", f"{source}/.", target]
+
+
+def _unescape_mountinfo(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mount_points(majmin: str, mountinfo: str) -> list[str]:
+    """Where the block device ``major:minor`` is mounted, from /proc/self/mountinfo."""
+    found = []
+    for line in mountinfo.splitlines():
+        # ID PARENT MAJOR:MINOR ROOT MOUNT_POINT OPTIONS ...
+        _, _, device, _, mount_point, *_ = [*line.split(), "", "", "", "", ""]
+        if device == majmin and mount_point:
+            found.append(_unescape_mountinfo(mount_point))
+    return found

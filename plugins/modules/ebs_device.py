@@ -24,6 +24,12 @@ description:
     O(format=if_blank). A device with anything on it is never formatted, and the module
     then fails instead of guessing when it cannot be mounted as asked (a partition without
     a filesystem, several partitions, another filesystem type than O(fstype)).
+  - With O(copy_from), a filesystem created in this run first receives a copy of that
+    directory's contents (mounted at a temporary directory under C(/run), copied with
+    C(cp -a), keeping owners, modes, ACLs, extended attributes, hard links), so that mounting the
+    volume over the directory hides nothing. Until the copy is complete the filesystem is
+    labelled C(SEGWAY-COPY); a later run finds a copy cut short by that label and finishes
+    it. A volume that held anything before is never copied onto.
   - Mounting is left to M(ansible.posix.mount) with the returned RV(uuid).
 options:
   name:
@@ -72,6 +78,18 @@ options:
       - Seconds to wait for the device (and its partition) to appear.
     type: int
     default: 60
+  copy_from:
+    description:
+      - Absolute path of a directory, normally where the volume is about to be mounted.
+      - When this run creates the filesystem (a blank disk, O(format=if_blank)) and the
+        directory holds anything, its contents are copied onto the new filesystem before the
+        module returns, and the filesystem then gets its O(label).
+      - A filesystem labelled C(SEGWAY-COPY) (a copy an earlier run did not finish) gets
+        the copy finished. Without O(copy_from), or with O(format=never), such a filesystem
+        is an error rather than mounted half copied.
+      - The directory must not be a mount point of the volume itself, and the volume must
+        not be mounted anywhere but a temporary copy mount this module left behind.
+    type: path
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -80,12 +98,13 @@ attributes:
     details: Finds and probes the device, and reports whether it would be formatted.
   diff_mode:
     support: full
-    details: The diff shows what the device holds before and after.
+    details: The diff shows what the device holds before and after, and what is copied onto it.
   platform:
     platforms: posix
 requirements:
   - Linux with sysfs, and util-linux (C(wipefs), C(blkid)) on the target.
-  - C(mkfs.ext4) (e2fsprogs) or C(mkfs.xfs) (xfsprogs) for a blank volume.
+  - C(mkfs.ext4) and C(e2label) (e2fsprogs) or C(mkfs.xfs) and C(xfs_admin) (xfsprogs) for a
+    blank volume; C(mount), C(umount) and GNU C(cp) for O(copy_from).
   - Root, to read the device.
 notes:
   - C(mkfs) is run without any force flag, so it still refuses a device that is in use.
@@ -120,6 +139,13 @@ EXAMPLES = r"""
     device: /dev/sdf
     fstype: xfs
     format: never
+
+- name: The home volume, given the old /home's contents when it is blank (then mounted at /home)
+  segway.cluster.ebs_device:
+    name: home
+    volume_id: vol-0123456789abcdef1
+    label: home
+    copy_from: /home
 
 - name: Only look (fails before any change if the volume is missing or unusable)
   segway.cluster.ebs_device:
@@ -158,6 +184,18 @@ formatted:
   description: Whether a filesystem was created (would be, in check mode).
   returned: success
   type: bool
+copied:
+  description:
+    - Whether the contents of O(copy_from) were copied onto the filesystem (would be, in check
+      mode), after creating it or to finish an earlier run's copy.
+  returned: success
+  type: bool
+copied_entries:
+  description: The names at the top of O(copy_from) that were (would be) copied.
+  returned: success
+  type: list
+  elements: str
+  sample: [admin, sgeadmin]
 partition_table:
   description: Partition table type of the disk (V(gpt), V(dos)), empty when none.
   returned: success
@@ -184,21 +222,27 @@ content:
 
 import os  # noqa: E402
 import stat  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.segway.cluster.plugins.module_utils.ebs import (  # noqa: E402
+    COPY_MOUNT_PREFIX,
+    COPY_PENDING_LABEL,
     FORMAT_CHOICES,
     FSTYPES,
     ZERO_CHECK_BYTES,
     Content,
     DeviceError,
     all_zero,
+    copy_command,
     mkfs_command,
+    mount_points,
     parse_blkid,
     parse_wipefs,
     partitions,
     plan,
+    relabel_command,
     wait_for_device,
 )
 
@@ -211,7 +255,10 @@ ARGUMENT_SPEC = {
     "partition": {"type": "int"},
     "label": {"type": "str"},
     "timeout": {"type": "int", "default": 60},
+    "copy_from": {"type": "path"},
 }
+# Temporary copy mounts go here: a tmpfs, so none outlives a reboot.
+COPY_MOUNT_BASE = "/run"
 
 
 class Prober:
@@ -265,9 +312,88 @@ def wait_for_node(name: str, path: str, timeout: int) -> None:
         time.sleep(1)
 
 
+def source_entries(name: str, copy_from: str | None) -> list[str]:
+    """The names in the directory to copy (none when it is missing or empty)."""
+    if not copy_from:
+        return []
+    if not os.path.isabs(copy_from):
+        raise DeviceError(f"volume {name!r}: copy_from {copy_from!r} must be an absolute path")
+    if not os.path.lexists(copy_from):
+        return []
+    if not os.path.isdir(copy_from) or os.path.islink(copy_from):
+        raise DeviceError(
+            f"volume {name!r}: copy_from {copy_from} is not a directory: nothing to copy "
+            "the volume's mount point from"
+        )
+    return sorted(os.listdir(copy_from))
+
+
+def device_mounts(device: str) -> list[str]:
+    """Where the block device is mounted now (any filesystem, any path)."""
+    rdev = os.stat(device).st_rdev
+    with open("/proc/self/mountinfo") as stream:
+        return mount_points(f"{os.major(rdev)}:{os.minor(rdev)}", stream.read())
+
+
+class Copier:
+    """Mounts a new filesystem at a temporary directory and copies a directory onto it."""
+
+    def __init__(self, module: AnsibleModule, name: str) -> None:
+        self.module = module
+        self.name = name
+
+    def command(self, argv: list[str]) -> None:
+        argv = [self.module.get_bin_path(argv[0], required=True), *argv[1:]]
+        rc, out, err = self.module.run_command(argv)
+        if rc != 0:
+            raise DeviceError(
+                f"volume {self.name!r}: {' '.join(argv)} failed (rc {rc}): {(err or out).strip()}"
+            )
+
+    def release_leftover_mounts(self, device: str) -> None:
+        """Unmount copy mounts a cut-short run left; refuse any other mount of the device."""
+        base = os.path.join(COPY_MOUNT_BASE, COPY_MOUNT_PREFIX)
+        for path in device_mounts(device):
+            if not path.startswith(base):
+                raise DeviceError(
+                    f"volume {self.name!r}: {device} is mounted at {path}; not copying onto a "
+                    "filesystem in use: unmount it and run again"
+                )
+            self.command(["umount", path])
+            os.rmdir(path)
+
+    def copy(self, device: str, fstype: str, source: str, label: str | None) -> None:
+        self.release_leftover_mounts(device)
+        target = tempfile.mkdtemp(prefix=COPY_MOUNT_PREFIX, dir=COPY_MOUNT_BASE)
+        try:
+            self.command(["mount", "-t", fstype, device, target])
+            try:
+                if os.path.isdir(source):
+                    self.command(copy_command(source, target))
+            finally:
+                self.command(["umount", target])
+        finally:
+            os.rmdir(target)
+        # Labelled only now: until here the filesystem says its copy is unfinished.
+        self.command(relabel_command(fstype, device, label))
+
+
+def format_disk(prober: Prober, name: str, disk: str, fstype: str, label: str | None) -> None:
+    """mkfs on a disk that is still blank (probed once more right before writing)."""
+    if not prober.probe(disk, whole_disk=True).blank:
+        raise DeviceError(f"volume {name!r}: {disk} stopped being blank; not formatting")
+    argv = mkfs_command(fstype, disk, label)
+    argv[0] = prober.module.get_bin_path(argv[0], required=True)
+    rc, _, err = prober.module.run_command(argv)
+    if rc != 0:
+        raise DeviceError(f"volume {name!r}: {' '.join(argv)} failed: {err.strip()}")
+
+
 def run(module: AnsibleModule) -> dict:
     params = module.params
     name = params["name"]
+    copy_from = params["copy_from"]
+    entries = source_entries(name, copy_from)
     disk, found_by = wait_for_device(
         name, params["volume_id"], params["device"], timeout=params["timeout"]
     )
@@ -288,34 +414,41 @@ def run(module: AnsibleModule) -> dict:
         format_policy=params["format"],
         partition=params["partition"],
         partition_content=partition_content,
+        copy=bool(copy_from),
     )
-    uuid = ""
+    # A new filesystem gets a copy when there is something to copy; an unfinished copy is
+    # always finished (the filesystem's label must become the volume's own).
+    copying = decision.finish_copy or (decision.format and bool(entries))
+    if not module.check_mode:
+        if decision.format:
+            label = COPY_PENDING_LABEL if copying else params["label"]
+            format_disk(prober, name, disk, decision.fstype, label)
+        if copying:
+            Copier(module, name).copy(disk, decision.fstype, copy_from, params["label"])
     if decision.format:
-        if not module.check_mode:
-            # Probe once more right before writing: nothing may have appeared meanwhile.
-            if not prober.probe(disk, whole_disk=True).blank:
-                raise DeviceError(f"volume {name!r}: {disk} stopped being blank; not formatting")
-            argv = mkfs_command(decision.fstype, disk, params["label"])
-            argv[0] = module.get_bin_path(argv[0], required=True)
-            rc, _, err = module.run_command(argv)
-            if rc != 0:
-                raise DeviceError(f"volume {name!r}: {' '.join(argv)} failed: {err.strip()}")
-            uuid = prober.probe(disk, whole_disk=False).probe.get("UUID", "")
+        # In check mode the filesystem does not exist yet: no UUID.
+        uuid = "" if module.check_mode else prober.probe(disk, False).probe.get("UUID", "")
     else:
         probed = content if decision.device == disk else prober.probe(decision.device, False)
         uuid = probed.probe.get("UUID", "")
     before = f"{decision.device}: {content.summary()}\n"
-    after = (
-        f"{decision.device}: filesystem {decision.fstype} (new)\n" if decision.format else before
-    )
+    after = before
+    if decision.format or copying:
+        state = "(new)" if decision.format else f"UUID={uuid} labelled {params['label'] or '-'}"
+        after = f"{decision.device}: filesystem {decision.fstype} {state}"
+        if copying:
+            after += f", holding a copy of {copy_from}: {', '.join(entries) or '(empty)'}"
+        after += "\n"
     return {
-        "changed": decision.format,
+        "changed": decision.format or copying,
         "device": decision.device,
         "disk": disk,
         "found_by": found_by,
         "fstype": decision.fstype,
         "uuid": uuid,
         "formatted": decision.format,
+        "copied": copying,
+        "copied_entries": entries if copying else [],
         "partition_table": content.partition_table,
         "partitions": [part for _, part in content.partitions],
         "signatures": content.signatures,

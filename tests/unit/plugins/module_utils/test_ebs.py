@@ -403,3 +403,87 @@ def test_mkfs_commands_have_no_force_flag() -> None:
     ]
     for argv in (ebs.mkfs_command("ext4", "/dev/x"), ebs.mkfs_command("xfs", "/dev/x")):
         assert not {"-f", "-F", "--force"} & set(argv)
+
+
+# --------------------------------------------------------------------------- copy_existing
+
+
+def pending(label: str = ebs.COPY_PENDING_LABEL) -> ebs.Content:
+    """An ext4 filesystem as blkid shows it, with this label."""
+    probe = ebs.parse_blkid(fixture_text("blkid_ext4.txt"))
+    probe["LABEL"] = label
+    return ebs.Content(
+        signatures=ebs.parse_wipefs(fixture_text("wipefs_ext4.json")),
+        probe=probe,
+        partitions=[],
+        nonzero=True,
+    )
+
+
+def test_pending_label_fits_xfs() -> None:
+    assert len(ebs.COPY_PENDING_LABEL) <= 12
+
+
+def test_an_unfinished_copy_is_finished_when_copying() -> None:
+    decision = decide(pending(), copy=True)
+    assert decision == ebs.Plan("/dev/nvme1n1", "ext4", False, "unfinished copy", finish_copy=True)
+    assert "unfinished copy" in pending().summary()
+
+
+@pytest.mark.parametrize("options", [{}, {"copy": True, "format_policy": "never"}])
+def test_an_unfinished_copy_is_never_mounted_as_it_is(options) -> None:
+    with pytest.raises(ebs.DeviceError) as error:
+        decide(pending(), **options)
+    assert "has not finished copying" in str(error.value)
+    assert "copy_existing: true" in str(error.value)
+
+
+def test_a_filesystem_with_another_label_is_never_copied_onto() -> None:
+    decision = decide(pending("home"), copy=True)
+    assert decision == ebs.Plan("/dev/nvme1n1", "ext4", False, "whole-disk filesystem")
+    assert not decision.finish_copy
+
+
+def test_a_blank_disk_to_copy_onto_is_formatted() -> None:
+    decision = decide(content("wipefs_blank.json"), copy=True)
+    assert decision.format
+    assert not decision.finish_copy
+
+
+def test_copy_and_relabel_commands() -> None:
+    assert ebs.copy_command("/home", "/run/x") == [
+        "cp",
+        "-a",
+        "--remove-destination",
+        "--",
+        "/home/.",
+        "/run/x",
+    ]
+    assert ebs.copy_command("/home/", "/run/x")[-2] == "/home/."
+    assert ebs.relabel_command("ext4", "/dev/x", "a-label-of-seventeen") == [
+        "e2label",
+        "/dev/x",
+        "a-label-of-seven",
+    ]
+    assert ebs.relabel_command("xfs", "/dev/x", "scratch") == [
+        "xfs_admin",
+        "-L",
+        "scratch",
+        "/dev/x",
+    ]
+    assert ebs.relabel_command("xfs", "/dev/x", None) == ["xfs_admin", "-L", "--", "/dev/x"]
+    assert ebs.relabel_command("ext4", "/dev/x", None) == ["e2label", "/dev/x", ""]
+
+
+MOUNTINFO = """\
+22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
+97 22 7:3 / /run/segway-ebs-copy.ab12 rw,relatime shared:50 - ext4 /dev/loop3 rw
+98 22 7:3 / /mnt/with\\040space rw,relatime shared:51 - ext4 /dev/loop3 rw
+99 22 7:30 / /other rw,relatime shared:52 - ext4 /dev/loop30 rw
+"""
+
+
+def test_mount_points_from_mountinfo() -> None:
+    assert ebs.mount_points("7:3", MOUNTINFO) == ["/run/segway-ebs-copy.ab12", "/mnt/with space"]
+    assert ebs.mount_points("7:4", MOUNTINFO) == []
+    assert ebs.mount_points("7:3", "garbage\n\n") == []
