@@ -5,6 +5,10 @@ through moto's ``POST /moto-api/reset``. ``AwsProxy`` forwards every request to 
 records each API call's ``Action`` (the EC2 query protocol names it in the form body)
 and can answer chosen calls with an EC2 error instead, the way AWS answers a refused
 spot request; the playbooks reach it through ``endpoint_url`` like any endpoint.
+``ec2_strict(target)`` is a ready refusal rule that makes the proxy refuse what EC2
+refuses and moto lets through (an in-use security group deleted, a volume attached
+twice or to a device already in use, an attached volume deleted); ``any_refusal``
+combines rules.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ FAKE_CREDENTIALS = {
 # A refusal rule: given the call's form fields, return (code, message) to refuse it.
 Refusal = Callable[[Mapping[str, str]], tuple[str, str] | None]
 
+# Instance states in which EC2 no longer holds an instance's interfaces, devices or groups.
+GONE_STATES = ("terminated",)
+
 
 def aws_env(endpoint: str, home: Path, **extra: str) -> dict[str, str]:
     """The environment of an AWS client run against moto: fake credentials, moto's
@@ -65,6 +72,116 @@ def ec2_client(endpoint: str) -> Any:
         aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     )
+
+
+def any_refusal(*rules: Refusal | None) -> Refusal:
+    """One rule from several: the first that refuses a call answers it."""
+
+    def refuse(fields: Mapping[str, str]) -> tuple[str, str] | None:
+        for rule in rules:
+            answer = rule(fields) if rule else None
+            if answer:
+                return answer
+        return None
+
+    return refuse
+
+
+def ec2_strict(target: str) -> Refusal:
+    """A refusal rule answering, as EC2 does, calls that moto_server lets through.
+
+    moto is laxer than EC2 where it matters for safety, so a test that relies on EC2
+    refusing something turns this rule on (``AwsProxy(url, refuse=ec2_strict(url))``);
+    it asks moto (boto3 against target, not through the proxy) for the current state:
+
+    - DeleteSecurityGroup of a group that a network interface still uses (one not
+      attached to a terminated instance: moto keeps those, EC2 deletes them), that a
+      non-terminated instance is in, or that another group's rule names ->
+      ``DependencyViolation`` "resource sg-... has a dependent object";
+    - AttachVolume to a device name the instance already uses ->
+      ``InvalidParameterValue`` "Invalid value '/dev/sdf' for unixDevice. Attachment
+      point /dev/sdf is already in use";
+    - AttachVolume of a volume that is attached -> ``VolumeInUse`` "vol-... is already
+      attached to an instance";
+    - DeleteVolume of an attached volume -> ``VolumeInUse`` "Volume vol-... is currently
+      attached to i-...".
+    """
+    ec2 = ec2_client(target)
+
+    def group_in_use(group_id: str) -> bool:
+        interfaces = ec2.describe_network_interfaces(
+            Filters=[{"Name": "group-id", "Values": [group_id]}]
+        )["NetworkInterfaces"]
+        attached = {(n.get("Attachment") or {}).get("InstanceId") for n in interfaces} - {None}
+        states = instance_states(sorted(attached))
+        if any(states.get(i) not in GONE_STATES for i in attached):
+            return True
+        if any(not (n.get("Attachment") or {}).get("InstanceId") for n in interfaces):
+            return True
+        members = ec2.describe_instances(
+            Filters=[{"Name": "instance.group-id", "Values": [group_id]}]
+        )["Reservations"]
+        if any(i["State"]["Name"] not in GONE_STATES for r in members for i in r["Instances"]):
+            return True
+        naming = ec2.describe_security_groups(
+            Filters=[{"Name": "ip-permission.group-id", "Values": [group_id]}]
+        )["SecurityGroups"]
+        return any(g["GroupId"] != group_id for g in naming)
+
+    def instance_states(ids: list[str]) -> dict[str, str]:
+        if not ids:
+            return {}
+        found = ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": ids}])
+        return {
+            i["InstanceId"]: i["State"]["Name"]
+            for r in found["Reservations"]
+            for i in r["Instances"]
+        }
+
+    def volume(volume_id: str) -> dict[str, Any] | None:
+        found = ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": [volume_id]}])
+        return found["Volumes"][0] if found["Volumes"] else None
+
+    def refuse(fields: Mapping[str, str]) -> tuple[str, str] | None:
+        action = fields.get("Action")
+        if action == "DeleteSecurityGroup":
+            group_id = fields.get("GroupId") or group_id_of(fields.get("GroupName", ""))
+            if group_id and group_in_use(group_id):
+                return ("DependencyViolation", f"resource {group_id} has a dependent object")
+        elif action == "AttachVolume":
+            vol = volume(fields.get("VolumeId", ""))
+            if vol and vol.get("Attachments"):
+                return ("VolumeInUse", f"{vol['VolumeId']} is already attached to an instance")
+            device = fields.get("Device", "")
+            found = ec2.describe_instances(
+                Filters=[{"Name": "instance-id", "Values": [fields.get("InstanceId", "")]}]
+            )["Reservations"]
+            used = {
+                b["DeviceName"]
+                for r in found
+                for i in r["Instances"]
+                for b in i.get("BlockDeviceMappings", [])
+            }
+            if device in used:
+                return (
+                    "InvalidParameterValue",
+                    f"Invalid value '{device}' for unixDevice. "
+                    f"Attachment point {device} is already in use",
+                )
+        elif action == "DeleteVolume":
+            vol = volume(fields.get("VolumeId", ""))
+            if vol and vol.get("Attachments"):
+                owner = vol["Attachments"][0].get("InstanceId", "an instance")
+                return ("VolumeInUse", f"Volume {vol['VolumeId']} is currently attached to {owner}")
+        return None
+
+    def group_id_of(name: str) -> str:
+        if not name:
+            return ""
+        found = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [name]}])
+        return found["SecurityGroups"][0]["GroupId"] if found["SecurityGroups"] else ""
+
+    return refuse
 
 
 def free_port() -> int:

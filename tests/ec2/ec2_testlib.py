@@ -83,6 +83,9 @@ def run_inventory(
 def account_state(ec2: Any) -> dict[str, set]:
     """Everything a launch or teardown could create, change or delete."""
     reservations = ec2.describe_instances()["Reservations"]
+    templates = ec2.describe_launch_templates()["LaunchTemplates"]
+    # moto keeps the tags of a deleted launch template (EC2 drops them with it).
+    live_templates = {t["LaunchTemplateId"] for t in templates}
     return {
         "instances": {
             i["InstanceId"]
@@ -97,14 +100,16 @@ def account_state(ec2: Any) -> dict[str, set]:
             if g["GroupName"] != "default"
         },
         "key_pairs": {k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]},
-        "launch_templates": {
-            t["LaunchTemplateName"] for t in ec2.describe_launch_templates()["LaunchTemplates"]
-        },
+        "launch_templates": {t["LaunchTemplateName"] for t in templates},
         "spot_requests": {
             s["SpotInstanceRequestId"]
             for s in ec2.describe_spot_instance_requests()["SpotInstanceRequests"]
         },
-        "tags": {(t["ResourceId"], t["Key"], t["Value"]) for t in ec2.describe_tags()["Tags"]},
+        "tags": {
+            (t["ResourceId"], t["Key"], t["Value"])
+            for t in ec2.describe_tags()["Tags"]
+            if not t["ResourceId"].startswith("lt-") or t["ResourceId"] in live_templates
+        },
     }
 
 

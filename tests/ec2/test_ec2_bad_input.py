@@ -140,6 +140,44 @@ CASES: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         {"compute_count": "-1"},
         ["compute_count '-1' (size 'small') must be a whole number from 0 to 1000"],
     ),
+    "volume-on-home": (
+        "launch.yml",
+        {"volumes": [{"size": 5, "mount": "/home"}]},
+        ["mount '/home' is a system directory or the cluster's own /home"],
+    ),
+    "volume-dotdot": (
+        "launch.yml",
+        {"volumes": [{"size": 5, "mount": "/data/../etc"}]},
+        ["mount '/data/../etc' must not contain '.' or '..' components"],
+    ),
+    "volume-iops-on-gp2": (
+        "launch.yml",
+        {"volumes": [{"size": 5, "mount": "/data", "type": "gp2", "iops": 3000}]},
+        ["iops applies to type io1, io2, gp3 only, not gp2"],
+    ),
+    "volume-partition-on-new": (
+        "launch.yml",
+        {"volumes": [{"size": 5, "mount": "/data", "partition": 1}]},
+        ["partition applies to a volume given by id or snapshot"],
+    ),
+    "home-volume-size": (
+        "launch.yml",
+        {"home_volume_size": "lots"},
+        ["home_volume_size 'lots' must be whole GiB from 1 to 65536"],
+    ),
+    "volume-of-another-cluster": (
+        "launch.yml",
+        {"volumes": [{"id": "VOL_C", "mount": "/theirs"}]},
+        ["VOL_C belongs to another cluster (other)", "never attaches another cluster's volume"],
+    ),
+    "volume-name-taken": (
+        "launch.yml",
+        {"cluster_name": "clash", "volumes": [{"size": 1, "mount": "/data"}]},
+        [
+            "VOL_D is named clash-data, the name launch gives a new volume of cluster 'clash'",
+            "Launch never takes over such a volume",
+        ],
+    ),
     "teardown-bad-confirm": (
         "teardown.yml",
         {"confirm": "maybe"},
@@ -156,40 +194,60 @@ def outcome(moto, home: Path, ssh_key: Path) -> dict[str, Any]:
     image = debian_image(ec2)
     vol_a = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
     vol_b = ec2.create_volume(AvailabilityZone="us-east-1b", Size=1)["VolumeId"]
+    # Another cluster's volume, and someone's volume named as cluster "clash"'s would be.
+    vol_c = ec2.create_volume(
+        AvailabilityZone="us-east-1a",
+        Size=1,
+        TagSpecifications=[
+            {"ResourceType": "volume", "Tags": [{"Key": "segway:cluster", "Value": "other"}]}
+        ],
+    )["VolumeId"]
+    vol_d = ec2.create_volume(
+        AvailabilityZone="us-east-1a",
+        Size=1,
+        TagSpecifications=[
+            {"ResourceType": "volume", "Tags": [{"Key": "Name", "Value": "clash-data"}]}
+        ],
+    )["VolumeId"]
     # Someone's own group, named as launch would name cluster "taken"'s group.
     default_vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]
     ec2.create_security_group(
         GroupName="segway-taken", Description="not ours", VpcId=default_vpc["VpcId"]
     )
     base = {
-        "cluster_name": "badinput",
         "admin_cidr": "203.0.113.7/32",
         "public_key_file": f"{ssh_key}.pub",
         "ami_id": image,
         "configure": False,
     }
 
-    def prepare(extra: dict[str, Any]) -> dict[str, Any]:
-        merged = {**base, **extra}
+    ids = {"VOL_A": vol_a, "VOL_B": vol_b, "VOL_C": vol_c, "VOL_D": vol_d}
+
+    def prepare(index: int, extra: dict[str, Any]) -> dict[str, Any]:
+        # One cluster name per case: launch holds a per-cluster lock, and the cases run
+        # side by side.
+        merged = {**base, "cluster_name": f"bad{index}", **extra}
         if merged.get("public_key_file") == "PRIVATE":
             merged["public_key_file"] = str(ssh_key)
         for vol in merged.get("volumes", []):
             if "id" in vol:
-                vol["id"] = {"VOL_A": vol_a, "VOL_B": vol_b}.get(vol["id"], vol["id"])
+                vol["id"] = ids.get(vol["id"], vol["id"])
         return {k: v for k, v in merged.items() if v is not None}
 
     before = account_state(ec2)
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = {
-            name: pool.submit(run_playbook, playbook, prepare(extra), endpoint=moto.url, home=home)
-            for name, (playbook, extra, _) in CASES.items()
+            name: pool.submit(
+                run_playbook, playbook, prepare(index, extra), endpoint=moto.url, home=home
+            )
+            for index, (name, (playbook, extra, _)) in enumerate(CASES.items())
         }
         runs: dict[str, Run] = {name: f.result() for name, f in futures.items()}
     return {
         "runs": runs,
         "before": before,
         "after": account_state(ec2),
-        "ids": {"VOL_A": vol_a, "VOL_B": vol_b},
+        "ids": ids,
     }
 
 

@@ -30,6 +30,8 @@ from ec2_testlib import (
 )
 
 ADMIN = "203.0.113.7/32"
+# moto's answer to GetCallerIdentity for the tests' fake credentials.
+OWNER = "arn:aws:sts::123456789012:user/moto"
 UBUNTU_OWNER = "099720109477"
 UBUNTU_NAME = "ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-*"
 
@@ -223,10 +225,10 @@ def test_launch_templates_require_imdsv2_encrypt_root_and_ask_for_spot(
     assert market["SpotOptions"]["SpotInstanceType"] == "one-time"
     assert spot["InstanceType"] == "m7i.xlarge"
     # The spot request launch makes is tagged for teardown.
-    assert {
-        "ResourceType": "spot-instances-request",
-        "Tags": [{"Key": "segway:cluster", "Value": "alpha"}],
-    } in spot["TagSpecifications"]
+    requests = [
+        t for t in spot["TagSpecifications"] if t["ResourceType"] == "spot-instances-request"
+    ]
+    assert tags(requests[0]) == {"segway:cluster": "alpha", "segway:owner": OWNER}
     # moto does not mark template-launched instances as spot, so check the request made:
     # the compute nodes came from the spot template, the master from its own.
     by_template = [tags(i)["aws:ec2launchtemplate:id"] for i in alpha["instances"]]
@@ -243,19 +245,34 @@ def test_data_volumes_are_attached_to_the_master_in_its_zone(world: dict, alpha:
         Filters=[{"Name": "attachment.instance-id", "Values": [master["InstanceId"]]}]
     )["Volumes"]
     data = {v["Attachments"][0]["Device"]: v for v in attached if tags(v).get("segway:mount")}
-    assert sorted(data) == ["/dev/sdf", "/dev/sdg", "/dev/sdh"]
-    given, genomes, scratch = data["/dev/sdf"], data["/dev/sdg"], data["/dev/sdh"]
+    assert sorted(data) == ["/dev/sdf", "/dev/sdg", "/dev/sdh", "/dev/sdi"]
+    home, given = data["/dev/sdf"], data["/dev/sdg"]
+    genomes, scratch = data["/dev/sdh"], data["/dev/sdi"]
     assert given["VolumeId"] == world["user_volume"]
     assert tags(given) == {
         "Name": "my-own-data",
         "segway:attached-to": "alpha",
         "segway:mount": "/data",
         "segway:shared": "true",
+        "segway:format": "never",
     }
+    # /home is the cluster's own volume (kept by teardown), formatted only while blank.
+    assert tags(home) == {
+        "Name": "alpha-home",
+        "segway:cluster": "alpha",
+        "segway:owner": OWNER,
+        "segway:volume": "home",
+        "segway:mount": "/home",
+        "segway:shared": "true",
+        "segway:format": "if_blank",
+    }
+    assert home["Size"] == 50
     assert genomes["SnapshotId"] == world["snapshot"] and genomes["Size"] == 4
     assert tags(genomes)["segway:mount"] == "/genomes" and tags(genomes)["Name"] == "alpha-genomes"
+    assert tags(genomes)["segway:format"] == "never"  # made from a snapshot: never formatted
     assert scratch["Size"] == 2 and tags(scratch)["segway:shared"] == "false"
-    for vol in (genomes, scratch):
+    assert tags(scratch)["segway:format"] == "if_blank"
+    for vol in (home, genomes, scratch):
         assert vol["Encrypted"] is True and vol["VolumeType"] == "gp3"
         assert tags(vol)["segway:cluster"] == "alpha"
     assert {v["AvailabilityZone"] for v in data.values()} == {"us-east-1b"}
@@ -276,17 +293,15 @@ def test_summary_prices_spot_nodes_at_the_spot_price(world: dict, alpha: dict) -
 
 @pytest.fixture(scope="module")
 def reruns(world: dict, alpha: dict) -> dict:
-    """Launch alpha again as it was, and with fewer nodes, at the same time.
+    """Launch alpha again as it was, then with fewer nodes (one after the other: a second
+    launch of a cluster while one runs stops, see test_ec2_launch_safety.py).
 
-    Neither may change anything (so they cannot disturb each other).
+    Neither may change anything.
     """
     ec2 = world["ec2"]
     before = account_state(ec2)
     smaller = alpha_vars(world, compute_count=1, summary_file="")
-    with ThreadPoolExecutor(2) as pool:
-        same = pool.submit(launch, world, alpha_vars(world))
-        fewer = pool.submit(launch, world, smaller)
-        runs = {"same": same.result(), "fewer": fewer.result()}
+    runs = {"same": launch(world, alpha_vars(world)), "fewer": launch(world, smaller)}
     return {**runs, "before": before, "after": account_state(ec2)}
 
 
@@ -338,16 +353,20 @@ def test_inventory_script_lists_the_cluster(world: dict, alpha: dict) -> None:
     )
     volumes = hostvars["master"]["segway_volumes"]
     assert [(v["device"], v["mount"], v["shared"]) for v in volumes] == [
-        ("/dev/sdf", "/data", True),
-        ("/dev/sdg", "/genomes", True),
-        ("/dev/sdh", "/scratch", False),
+        ("/dev/sdf", "/home", True),
+        ("/dev/sdg", "/data", True),
+        ("/dev/sdh", "/genomes", True),
+        ("/dev/sdi", "/scratch", False),
     ]
     # The same volumes as roles/ebs_mount takes them, so configure.yml mounts and shares them.
     mounts = hostvars["master"]["ebs_mount_volumes"]
     assert [(m["volume_id"], m["device"], m["mount_point"], m["share"]) for m in mounts] == [
         (v["volume_id"], v["device"], v["mount"], v["shared"]) for v in volumes
     ]
-    assert [m["name"] for m in mounts] == ["data", "genomes", "scratch"]
+    assert [m["name"] for m in mounts] == ["home", "data", "genomes", "scratch"]
+    # Only a volume launch created empty may be formatted; /home's files are copied over.
+    assert [m["format"] for m in mounts] == ["if_blank", "never", "never", "if_blank"]
+    assert mounts[0].get("copy_existing") is True
     assert "ebs_mount_volumes" not in hostvars["node001"]
     one = run_inventory(
         "--host",
@@ -435,10 +454,16 @@ def test_spot_fallback_launches_on_demand(world: dict, beta: dict) -> None:
 
 
 def test_inventory_script_lists_all_clusters(world: dict, beta: dict) -> None:
-    result = run_inventory("--list", endpoint=world["moto"].url, home=world["home"])
+    # Without a cluster chosen, two clusters would land in one master/compute group.
+    mixed = run_inventory("--list", endpoint=world["moto"].url, home=world["home"])
+    assert mixed.returncode == 1
+    assert "clusters were found (alpha, beta) and no cluster was chosen" in mixed.stderr
+    result = run_inventory(
+        "--list", "--cluster", "all", endpoint=world["moto"].url, home=world["home"]
+    )
     assert result.returncode == 0, result.stderr
     inv = json.loads(result.stdout)
-    assert inv["master"]["hosts"] == ["alpha-master", "beta-master"]
+    assert inv["master"]["hosts"] == [] and inv["compute"]["hosts"] == []
     assert inv["cluster_beta"]["hosts"] == ["beta-master", "beta-node001"]
     assert len(inv["cluster_alpha"]["hosts"]) == 5
 
@@ -460,10 +485,12 @@ def test_teardown_removes_one_cluster_and_keeps_its_data(world: dict, beta: dict
     ec2 = world["ec2"]
     beta_before = {k: v for k, v in account_state(ec2).items()}
     beta_instances = [i["InstanceId"] for i in instances_of(ec2, "beta")]
+    alpha_ids = {i["InstanceId"] for i in instances_of(ec2, "alpha")}
     alpha_volumes = {
         v["VolumeId"]: v
         for v in ec2.describe_volumes()["Volumes"]
-        if tags(v).get("segway:mount") and v["Attachments"]
+        if tags(v).get("segway:mount")
+        and any(a["InstanceId"] in alpha_ids for a in v["Attachments"])
     }
     run = teardown(world, cluster_name="alpha", confirm=True)
     assert run.returncode == 0, str(run)
@@ -485,7 +512,7 @@ def test_teardown_removes_one_cluster_and_keeps_its_data(world: dict, beta: dict
     kept = {
         v["VolumeId"]: v for v in ec2.describe_volumes(VolumeIds=list(alpha_volumes))["Volumes"]
     }
-    assert set(kept) == set(alpha_volumes) and len(kept) == 3
+    assert set(kept) == set(alpha_volumes) and len(kept) == 4  # /home, /data, /genomes, /scratch
     assert all(v["State"] == "available" for v in kept.values())
     assert tags(kept[world["user_volume"]])["Name"] == "my-own-data"
     assert "Kept volumes:" in run.flat

@@ -1,0 +1,453 @@
+"""launch.yml in an account other people use too: lose nothing, adopt nothing, kill nothing.
+
+Real ansible-playbook runs against moto_server (issue 13). Each test sets up what a second
+user of the account has (a volume named like ours, an instance in the cluster, a launch
+in progress, another identity) and checks that launch leaves all of it as it was:
+``account_state`` before and after is compared for everything that is not the cluster's.
+Where moto is laxer than EC2 (a device name already in use), the proxy answers as EC2 does.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from ec2_moto import (
+    FAKE_CREDENTIALS,
+    REGION,
+    VENV_BIN,
+    AwsProxy,
+    MotoServer,
+    aws_env,
+    ec2_client,
+)
+from ec2_testlib import PLAYBOOKS, REPO, Run, account_state, debian_image, instances_of, tags
+
+ADMIN = "203.0.113.7/32"
+
+
+def run(
+    world: dict,
+    playbook: str,
+    extra: Mapping[str, Any],
+    *,
+    endpoint: str | None = None,
+    env: Mapping[str, str] | None = None,
+    verbose: bool = False,
+) -> Run:
+    args = [str(VENV_BIN / "ansible-playbook"), str(PLAYBOOKS / playbook), "-e", json.dumps(extra)]
+    if verbose:
+        args.append("-vvv")
+    full_env = aws_env(endpoint or world["moto"].url, world["home"])
+    full_env.update(env or {})
+    proc = subprocess.run(
+        args,
+        cwd=REPO,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    return Run(args=args[1:], returncode=proc.returncode, output=proc.stdout + proc.stderr)
+
+
+def base(world: dict, cluster: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "cluster_name": cluster,
+        "compute_count": 1,
+        "admin_cidr": ADMIN,
+        "public_key_file": f"{world['key']}.pub",
+        "ami_id": world["image"],
+        "zone": "us-east-1a",
+        "configure": False,
+        **extra,
+    }
+
+
+def lost(before: dict[str, set], after: dict[str, set]) -> dict[str, list]:
+    """What the account held before and no longer holds (every kind of resource)."""
+    return {
+        kind: sorted(before[kind] - after[kind]) for kind in before if before[kind] - after[kind]
+    }
+
+
+def new_world(home: Path, key: Path, tmp: Path, name: str) -> dict:
+    """An account of its own (one moto_server each), so a scenario can compare the whole
+    account before and after while the others run beside it."""
+    moto = MotoServer(log=tmp / f"moto-{name}.log").start()
+    ec2 = ec2_client(moto.url)
+    return {"ec2": ec2, "moto": moto, "home": home, "key": key, "image": debian_image(ec2)}
+
+
+# ---------------------------------------------------------------- 1: foreign volume by name
+
+
+def scenario_a_volume_named_like_ours_is_never_adopted_nor_deleted(world: dict) -> None:
+    ec2 = world["ec2"]
+    theirs = ec2.create_volume(
+        AvailabilityZone="us-east-1a",
+        Size=2,
+        TagSpecifications=[
+            {"ResourceType": "volume", "Tags": [{"Key": "Name", "Value": "vname-data"}]}
+        ],
+    )["VolumeId"]
+    before = account_state(ec2)
+    clash = run(world, "launch.yml", base(world, "vname", volumes=[{"size": 2, "mount": "/data"}]))
+    assert clash.returncode != 0
+    assert f"{theirs} is named vname-data, the name launch gives a new volume" in clash.flat
+    assert account_state(ec2) == before, "the refused launch changed the account"
+    # With a name of its own the volume is created beside theirs; theirs is untouched.
+    ok = run(
+        world,
+        "launch.yml",
+        base(world, "vname", volumes=[{"size": 2, "mount": "/data", "name": "mine"}]),
+    )
+    assert ok.returncode == 0, str(ok)
+    mine = ec2.describe_volumes(Filters=[{"Name": "tag:Name", "Values": ["vname-mine"]}])
+    assert len(mine["Volumes"]) == 1 and mine["Volumes"][0]["VolumeId"] != theirs
+    down = run(
+        world, "teardown.yml", {"cluster_name": "vname", "confirm": True, "delete_volumes": True}
+    )
+    assert down.returncode == 0, str(down)
+    left = ec2.describe_volumes(VolumeIds=[theirs])["Volumes"][0]
+    assert left["State"] == "available" and tags(left) == {"Name": "vname-data"}
+    assert lost(before, account_state(ec2)) == {}  # nothing that was there before is gone
+
+
+# ---------------------------------------------------------------- 2: device slots
+
+
+def refuse_first_attach_on_sdh(fields: Mapping[str, str], seen: list[str]) -> tuple | None:
+    """EC2's answer when the device name is already taken on the instance (a volume
+    someone attached between launch's look and its request); moto would accept it."""
+    if fields.get("Action") == "AttachVolume" and fields.get("Device") == "/dev/sdh" and not seen:
+        seen.append(fields["VolumeId"])
+        return (
+            "InvalidParameterValue",
+            "Invalid value '/dev/sdh' for unixDevice. Attachment point /dev/sdh is already in use",
+        )
+    return None
+
+
+def scenario_inserting_a_volume_keeps_every_volume_on_its_mount(world: dict) -> None:
+    ec2 = world["ec2"]
+    first = run(world, "launch.yml", base(world, "slots", volumes=[{"size": 2, "mount": "/data"}]))
+    assert first.returncode == 0, str(first)
+    by_mount = {
+        tags(v)["segway:mount"]: v
+        for v in ec2.describe_volumes(
+            Filters=[{"Name": "tag:segway:cluster", "Values": ["slots"]}]
+        )["Volumes"]
+        if "segway:mount" in tags(v)
+    }
+    data_id = by_mount["/data"]["VolumeId"]
+    data_device = by_mount["/data"]["Attachments"][0]["Device"]
+    seen: list[str] = []
+    with AwsProxy(world["moto"].url, refuse=lambda f: refuse_first_attach_on_sdh(f, seen)) as px:
+        second = run(
+            world,
+            "launch.yml",
+            base(
+                world,
+                "slots",
+                volumes=[{"size": 3, "mount": "/results"}, {"size": 2, "mount": "/data"}],
+            ),
+            endpoint=px.url,
+        )
+        refused = list(px.refused)
+    assert second.returncode == 0, str(second)
+    assert refused == ["AttachVolume"], "the proxy did not refuse the taken device"
+    volumes = ec2.describe_volumes(Filters=[{"Name": "tag:segway:cluster", "Values": ["slots"]}])
+    by_mount = {tags(v)["segway:mount"]: v for v in volumes["Volumes"] if "segway:mount" in tags(v)}
+    assert sorted(by_mount) == ["/data", "/home", "/results"]
+    # /data is the same volume on the same device; /results is a new volume of its own,
+    # attached on the next free name after the one EC2 said was taken.
+    assert by_mount["/data"]["VolumeId"] == data_id
+    assert by_mount["/data"]["Attachments"][0]["Device"] == data_device
+    results = by_mount["/results"]
+    assert results["VolumeId"] not in (data_id, by_mount["/home"]["VolumeId"])
+    assert results["Size"] == 3 and tags(results)["segway:volume"] == "results"
+    # /dev/sdf (home) and /dev/sdg (data) are in use; EC2 said /dev/sdh was taken.
+    assert results["Attachments"][0]["Device"] == "/dev/sdi"
+    master = instances_of(ec2, "slots")[0]
+    mapping = {b["DeviceName"]: b["Ebs"]["VolumeId"] for b in master["BlockDeviceMappings"]}
+    for mount, vol in by_mount.items():
+        assert mapping[vol["Attachments"][0]["Device"]] == vol["VolumeId"], mount
+    assert run(world, "teardown.yml", {"cluster_name": "slots", "confirm": True}).returncode == 0
+
+
+# ---------------------------------------------------------------- 3: /home on its own volume
+
+
+def scenario_home_volume_is_kept_reattached_and_deleted_only_on_request(world: dict) -> None:
+    ec2 = world["ec2"]
+    launch = base(world, "homes", home_volume_size=7)
+    first = run(world, "launch.yml", launch)
+    assert first.returncode == 0, str(first)
+    home = ec2.describe_volumes(
+        Filters=[
+            {"Name": "tag:segway:cluster", "Values": ["homes"]},
+            {"Name": "tag:segway:volume", "Values": ["home"]},
+        ]
+    )["Volumes"]
+    assert len(home) == 1
+    home_id = home[0]["VolumeId"]
+    assert home[0]["Size"] == 7 and home[0]["Encrypted"] is True
+    assert tags(home[0])["segway:mount"] == "/home"
+    master = instances_of(ec2, "homes")[0]
+    assert home[0]["Attachments"][0]["InstanceId"] == master["InstanceId"]
+    down = run(world, "teardown.yml", {"cluster_name": "homes", "confirm": True})
+    assert down.returncode == 0, str(down)
+    assert home_id in down.flat
+    kept = ec2.describe_volumes(VolumeIds=[home_id])["Volumes"][0]
+    assert kept["State"] == "available"
+    again = run(world, "launch.yml", launch)
+    assert again.returncode == 0, str(again)
+    new_master = instances_of(ec2, "homes")[0]
+    assert new_master["InstanceId"] != master["InstanceId"]
+    back = ec2.describe_volumes(VolumeIds=[home_id])["Volumes"][0]
+    assert back["Attachments"][0]["InstanceId"] == new_master["InstanceId"]
+    assert (
+        len(
+            ec2.describe_volumes(
+                Filters=[
+                    {"Name": "tag:segway:volume", "Values": ["home"]},
+                    {"Name": "tag:segway:cluster", "Values": ["homes"]},
+                ]
+            )["Volumes"]
+        )
+        == 1
+    ), "a second home volume was created"
+    gone = run(
+        world, "teardown.yml", {"cluster_name": "homes", "confirm": True, "delete_volumes": True}
+    )
+    assert gone.returncode == 0, str(gone)
+    assert not ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": [home_id]}])["Volumes"]
+
+
+# ---------------------------------------------------------------- 4: never terminate
+
+
+def scenario_launch_never_terminates_extra_nodes_nor_a_second_master(world: dict) -> None:
+    ec2 = world["ec2"]
+    first = run(world, "launch.yml", base(world, "keep"))
+    assert first.returncode == 0, str(first)
+    group = ec2.describe_security_groups(GroupNames=["segway-keep"])["SecurityGroups"][0]
+    subnet = instances_of(ec2, "keep")[0]["SubnetId"]
+
+    def add(role: str, node: str) -> str:
+        return ec2.run_instances(
+            ImageId=world["image"],
+            MinCount=1,
+            MaxCount=1,
+            InstanceType="m7i.xlarge",
+            SubnetId=subnet,
+            SecurityGroupIds=[group["GroupId"]],
+            TagSpecifications=[
+                {
+                    "ResourceType": "instance",
+                    "Tags": [
+                        {"Key": "segway:cluster", "Value": "keep"},
+                        {"Key": "segway:role", "Value": role},
+                        {"Key": "segway:node", "Value": node},
+                    ],
+                }
+            ],
+        )["Instances"][0]["InstanceId"]
+
+    # A node the user added by hand: launch (asked for 1 compute node) keeps it.
+    extra = add("compute", "node007")
+    live = {i["InstanceId"] for i in instances_of(ec2, "keep")}
+    again = run(world, "launch.yml", base(world, "keep"))
+    assert again.returncode == 0, str(again)
+    assert {i["InstanceId"] for i in instances_of(ec2, "keep")} == live
+    assert extra in live
+    assert "more than the 1 asked for: launch never removes" in again.flat
+    # A second master (e.g. started by hand): launch stops and names both, terminating none.
+    second = add("master", "master")
+    before = account_state(ec2)
+    stopped = run(world, "launch.yml", base(world, "keep"))
+    assert stopped.returncode != 0
+    assert "has 2 masters" in stopped.flat and second in stopped.flat
+    assert "Launch never terminates instances" in stopped.flat
+    assert account_state(ec2) == before
+    ec2.terminate_instances(InstanceIds=[second])
+    assert run(world, "teardown.yml", {"cluster_name": "keep", "confirm": True}).returncode == 0
+
+
+# ---------------------------------------------------------------- 4: one launch at a time
+
+
+def slow_run_instances(fields: Mapping[str, str]) -> None:
+    """Hold every RunInstances for a while, so two launches overlap for certain."""
+    if fields.get("Action") == "RunInstances":
+        time.sleep(10)
+
+
+def scenario_a_second_launch_of_a_running_launch_stops(world: dict) -> None:
+    ec2 = world["ec2"]
+    results: dict[str, Run] = {}
+    with AwsProxy(world["moto"].url, refuse=slow_run_instances) as proxy:
+        first = threading.Thread(
+            target=lambda: results.update(
+                first=run(world, "launch.yml", base(world, "race"), endpoint=proxy.url)
+            )
+        )
+        first.start()
+        # Wait until the first launch holds the lock (it is then launching instances).
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "RunInstances" not in proxy.calls:
+            time.sleep(0.5)
+        results["second"] = run(world, "launch.yml", base(world, "race"), endpoint=proxy.url)
+        first.join()
+    assert results["first"].returncode == 0, str(results["first"])
+    second = results["second"]
+    assert second.returncode != 0
+    assert "Another launch of this cluster is running" in second.flat
+    assert "arn:aws:sts::123456789012:user/moto" in second.flat  # who holds it
+    assert "break_lock=true" in second.flat
+    nodes = [tags(i)["segway:node"] for i in instances_of(ec2, "race")]
+    assert nodes == ["master", "node001"]
+    # The lock is gone with the first launch; a lock left by a killed run is reported
+    # until broken on purpose.
+    assert not ec2.describe_launch_templates(
+        Filters=[{"Name": "launch-template-name", "Values": ["segway-race-launch-lock"]}]
+    )["LaunchTemplates"]
+    ec2.create_launch_template(
+        LaunchTemplateName="segway-race-launch-lock",
+        LaunchTemplateData={},
+        TagSpecifications=[
+            {
+                "ResourceType": "launch-template",
+                "Tags": [
+                    {"Key": "segway:cluster", "Value": "race"},
+                    {"Key": "segway:lock-run", "Value": "killedrun"},
+                    {"Key": "segway:lock-started", "Value": "2026-11-30T10:00:00Z"},
+                ],
+            }
+        ],
+    )
+    stale = run(world, "launch.yml", base(world, "race"))
+    assert stale.returncode != 0
+    assert "taken at 2026-11-30T10:00:00Z" in stale.flat and "run killedrun" in stale.flat
+    broken = run(world, "launch.yml", base(world, "race", break_lock=True))
+    assert broken.returncode == 0, str(broken)
+    assert broken.changed == 0, str(broken)
+    assert run(world, "teardown.yml", {"cluster_name": "race", "confirm": True}).returncode == 0
+
+
+# ---------------------------------------------------------------- 6: another identity
+
+
+def second_identity(endpoint: str) -> dict[str, str]:
+    """Credentials of IAM user bob in moto: GetCallerIdentity then answers bob's ARN."""
+    iam = boto3.client(
+        "iam",
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    iam.create_user(UserName="bob")
+    key = iam.create_access_key(UserName="bob")["AccessKey"]
+    return {
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": "",
+    }
+
+
+def scenario_another_identity_cannot_launch_into_our_cluster(world: dict) -> None:
+    ec2 = world["ec2"]
+    mine = run(world, "launch.yml", base(world, "owned"))
+    assert mine.returncode == 0, str(mine)
+    group = ec2.describe_security_groups(GroupNames=["segway-owned"])["SecurityGroups"][0]
+    assert tags(group)["segway:owner"] == "arn:aws:sts::123456789012:user/moto"
+    bob = second_identity(world["moto"].url)
+    before = account_state(ec2)
+    theirs = run(world, "launch.yml", base(world, "owned", admin_cidr="198.51.100.9/32"), env=bob)
+    assert theirs.returncode != 0
+    assert "arn:aws:sts::123456789012:user/moto" in theirs.flat
+    assert "take_over=true" in theirs.flat
+    assert account_state(ec2) == before, "bob's refused launch changed the account"
+    # SSH rule untouched: still only the owner's admin_cidr.
+    group = ec2.describe_security_groups(GroupNames=["segway-owned"])["SecurityGroups"][0]
+    cidrs = [c["CidrIp"] for r in group["IpPermissions"] for c in r["IpRanges"]]
+    assert cidrs == [ADMIN]
+    assert run(world, "teardown.yml", {"cluster_name": "owned", "confirm": True}).returncode == 0
+
+
+# ---------------------------------------------------------------- 9: inputs
+
+
+def scenario_public_key_never_printed_even_with_vvv(world: dict) -> None:
+    body = Path(f"{world['key']}.pub").read_text().split()[1]
+    verbose = run(world, "launch.yml", base(world, "quiet"), verbose=True)
+    assert verbose.returncode == 0, str(verbose)
+    assert body not in verbose.output
+    assert run(world, "teardown.yml", {"cluster_name": "quiet", "confirm": True}).returncode == 0
+
+
+def scenario_volume_performance_and_filesystem_reach_ec2_and_the_tags(world: dict) -> None:
+    ec2 = world["ec2"]
+    source = ec2.create_volume(AvailabilityZone="us-east-1a", Size=3)["VolumeId"]
+    snapshot = ec2.create_snapshot(VolumeId=source)["SnapshotId"]
+    volumes = [
+        {"size": 20, "mount": "/fast", "iops": 6000, "throughput": 500, "fstype": "xfs"},
+        {"snapshot": snapshot, "mount": "/seed", "partition": 1, "fstype": "ext4"},
+    ]
+    launched = run(world, "launch.yml", base(world, "perf", volumes=volumes))
+    assert launched.returncode == 0, str(launched)
+    found = ec2.describe_volumes(Filters=[{"Name": "tag:segway:cluster", "Values": ["perf"]}])
+    by_mount = {tags(v).get("segway:mount"): v for v in found["Volumes"]}
+    fast, seed = by_mount["/fast"], by_mount["/seed"]
+    assert (fast["Iops"], fast["Throughput"], fast["VolumeType"]) == (6000, 500, "gp3")
+    assert tags(fast)["segway:fstype"] == "xfs" and tags(fast)["segway:format"] == "if_blank"
+    assert tags(seed)["segway:partition"] == "1" and tags(seed)["segway:format"] == "never"
+    assert run(world, "teardown.yml", {"cluster_name": "perf", "confirm": True}).returncode == 0
+
+
+# ---------------------------------------------------------------- running the scenarios
+
+SCENARIOS = {
+    name.removeprefix("scenario_"): scenario
+    for name, scenario in dict(globals()).items()
+    if name.startswith("scenario_")
+}
+
+
+@pytest.fixture(scope="module")
+def outcomes(home: Path, ssh_key: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Run every scenario at once, each in its own account; keep what each raised."""
+    tmp = tmp_path_factory.mktemp("safety")
+
+    def play(name: str) -> BaseException | None:
+        world = new_world(home, ssh_key, tmp, name)
+        try:
+            SCENARIOS[name](world)
+        except BaseException as exc:  # handed to the scenario's test
+            return exc
+        finally:
+            world["moto"].stop()
+        return None
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {name: pool.submit(play, name) for name in SCENARIOS}
+        return {name: future.result() for name, future in futures.items()}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_scenario(outcomes: dict, scenario: str) -> None:
+    failure = outcomes[scenario]
+    if failure is not None:
+        raise failure
