@@ -26,8 +26,10 @@ from ec2_moto import (
     VENV_BIN,
     AwsProxy,
     MotoServer,
+    any_refusal,
     aws_env,
     ec2_client,
+    ec2_strict,
 )
 from ec2_testlib import PLAYBOOKS, REPO, Run, account_state, debian_image, instances_of, tags
 
@@ -46,7 +48,7 @@ def run(
     args = [str(VENV_BIN / "ansible-playbook"), str(PLAYBOOKS / playbook), "-e", json.dumps(extra)]
     if verbose:
         args.append("-vvv")
-    full_env = aws_env(endpoint or world["moto"].url, world["home"])
+    full_env = aws_env(endpoint or world["url"], world["home"])
     full_env.update(env or {})
     proc = subprocess.run(
         args,
@@ -86,7 +88,18 @@ def new_world(home: Path, key: Path, tmp: Path, name: str) -> dict:
     account before and after while the others run beside it."""
     moto = MotoServer(log=tmp / f"moto-{name}.log").start()
     ec2 = ec2_client(moto.url)
-    return {"ec2": ec2, "moto": moto, "home": home, "key": key, "image": debian_image(ec2)}
+    # Every run goes through a proxy that refuses what EC2 refuses and moto allows (a
+    # group or volume in use, a device name taken).
+    strict = AwsProxy(moto.url, refuse=ec2_strict(moto.url)).__enter__()
+    return {
+        "ec2": ec2,
+        "moto": moto,
+        "strict": strict,
+        "url": strict.url,
+        "home": home,
+        "key": key,
+        "image": debian_image(ec2),
+    }
 
 
 # ---------------------------------------------------------------- 1: foreign volume by name
@@ -153,7 +166,9 @@ def scenario_inserting_a_volume_keeps_every_volume_on_its_mount(world: dict) -> 
     data_id = by_mount["/data"]["VolumeId"]
     data_device = by_mount["/data"]["Attachments"][0]["Device"]
     seen: list[str] = []
-    with AwsProxy(world["moto"].url, refuse=lambda f: refuse_first_attach_on_sdh(f, seen)) as px:
+    url = world["moto"].url
+    refuse = any_refusal(ec2_strict(url), lambda f: refuse_first_attach_on_sdh(f, seen))
+    with AwsProxy(url, refuse=refuse) as px:
         second = run(
             world,
             "launch.yml",
@@ -297,7 +312,8 @@ def slow_run_instances(fields: Mapping[str, str]) -> None:
 def scenario_a_second_launch_of_a_running_launch_stops(world: dict) -> None:
     ec2 = world["ec2"]
     results: dict[str, Run] = {}
-    with AwsProxy(world["moto"].url, refuse=slow_run_instances) as proxy:
+    url = world["moto"].url
+    with AwsProxy(url, refuse=any_refusal(ec2_strict(url), slow_run_instances)) as proxy:
         first = threading.Thread(
             target=lambda: results.update(
                 first=run(world, "launch.yml", base(world, "race"), endpoint=proxy.url)
@@ -438,6 +454,7 @@ def outcomes(home: Path, ssh_key: Path, tmp_path_factory: pytest.TempPathFactory
         except BaseException as exc:  # handed to the scenario's test
             return exc
         finally:
+            world["strict"].__exit__(None, None, None)
             world["moto"].stop()
         return None
 
