@@ -6,12 +6,13 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ec2_moto import VENV_BIN, aws_env
+import boto3
+from ec2_moto import FAKE_CREDENTIALS, REGION, VENV_BIN, aws_env
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
@@ -47,13 +48,28 @@ def run_playbook(
     endpoint: str,
     home: Path,
     timeout: int = 600,
+    env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> Run:
-    """ansible-playbook playbooks/<playbook> -e <extra as JSON>, with no stdin."""
-    args = [str(VENV_BIN / "ansible-playbook"), str(PLAYBOOKS / playbook), "-e", json.dumps(extra)]
+    """ansible-playbook playbooks/<playbook> -e <extra as JSON> [args], with no stdin.
+
+    env goes on top of the moto environment; credentials given there (another
+    identity's, iam_user_credentials) replace the fake ones and their session token."""
+    full_env = aws_env(endpoint, home)
+    if env and "AWS_ACCESS_KEY_ID" in env:
+        full_env.pop("AWS_SESSION_TOKEN", None)
+    full_env.update(env or {})
+    args = [
+        str(VENV_BIN / "ansible-playbook"),
+        str(PLAYBOOKS / playbook),
+        "-e",
+        json.dumps(extra),
+        *args,
+    ]
     proc = subprocess.run(
         args,
         cwd=REPO,
-        env=aws_env(endpoint, home),
+        env=full_env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -61,6 +77,24 @@ def run_playbook(
         check=False,
     )
     return Run(args=args[1:], returncode=proc.returncode, output=proc.stdout + proc.stderr)
+
+
+def iam_user_credentials(endpoint: str, name: str) -> dict[str, str]:
+    """Credentials of a new IAM user in moto: a second identity in the account, whose
+    GetCallerIdentity answers that user's ARN."""
+    iam = boto3.client(
+        "iam",
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    iam.create_user(UserName=name)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return {
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+    }
 
 
 def run_inventory(

@@ -9,8 +9,6 @@ Where moto is laxer than EC2 (a device name already in use), the proxy answers a
 
 from __future__ import annotations
 
-import json
-import subprocess
 import threading
 import time
 from collections.abc import Mapping
@@ -18,20 +16,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from ec2_moto import (
-    FAKE_CREDENTIALS,
-    REGION,
-    VENV_BIN,
     AwsProxy,
     MotoServer,
     any_refusal,
-    aws_env,
     ec2_client,
     ec2_strict,
 )
-from ec2_testlib import PLAYBOOKS, REPO, Run, account_state, debian_image, instances_of, tags
+from ec2_testlib import (
+    Run,
+    account_state,
+    debian_image,
+    iam_user_credentials,
+    instances_of,
+    run_playbook,
+    tags,
+)
 
 ADMIN = "203.0.113.7/32"
 
@@ -45,22 +46,15 @@ def run(
     env: Mapping[str, str] | None = None,
     verbose: bool = False,
 ) -> Run:
-    args = [str(VENV_BIN / "ansible-playbook"), str(PLAYBOOKS / playbook), "-e", json.dumps(extra)]
-    if verbose:
-        args.append("-vvv")
-    full_env = aws_env(endpoint or world["url"], world["home"])
-    full_env.update(env or {})
-    proc = subprocess.run(
-        args,
-        cwd=REPO,
-        env=full_env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
+    return run_playbook(
+        playbook,
+        extra,
+        endpoint=endpoint or world["url"],
+        home=world["home"],
         timeout=900,
-        check=False,
+        env=env,
+        args=("-vvv",) if verbose else (),
     )
-    return Run(args=args[1:], returncode=proc.returncode, output=proc.stdout + proc.stderr)
 
 
 def base(world: dict, cluster: str, **extra: Any) -> dict[str, Any]:
@@ -362,31 +356,13 @@ def scenario_a_second_launch_of_a_running_launch_stops(world: dict) -> None:
 # ---------------------------------------------------------------- 6: another identity
 
 
-def second_identity(endpoint: str) -> dict[str, str]:
-    """Credentials of IAM user bob in moto: GetCallerIdentity then answers bob's ARN."""
-    iam = boto3.client(
-        "iam",
-        region_name=REGION,
-        endpoint_url=endpoint,
-        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
-    iam.create_user(UserName="bob")
-    key = iam.create_access_key(UserName="bob")["AccessKey"]
-    return {
-        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-        "AWS_SESSION_TOKEN": "",
-    }
-
-
 def scenario_another_identity_cannot_launch_into_our_cluster(world: dict) -> None:
     ec2 = world["ec2"]
     mine = run(world, "launch.yml", base(world, "owned"))
     assert mine.returncode == 0, str(mine)
     group = ec2.describe_security_groups(GroupNames=["segway-owned"])["SecurityGroups"][0]
     assert tags(group)["segway:owner"] == "arn:aws:sts::123456789012:user/moto"
-    bob = second_identity(world["moto"].url)
+    bob = iam_user_credentials(world["moto"].url, "bob")
     before = account_state(ec2)
     theirs = run(world, "launch.yml", base(world, "owned", admin_cidr="198.51.100.9/32"), env=bob)
     assert theirs.returncode != 0

@@ -21,8 +21,6 @@ segway:owner, the volumes' segway:* tags), so these tests do not depend on launc
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,13 +31,11 @@ from botocore.exceptions import ClientError
 from ec2_moto import (
     FAKE_CREDENTIALS,
     REGION,
-    VENV_BIN,
     AwsProxy,
-    aws_env,
     ec2_client,
     ec2_strict,
 )
-from ec2_testlib import INVENTORY_SCRIPT, PLAYBOOKS, REPO, Run, account_state
+from ec2_testlib import INVENTORY_SCRIPT, Run, account_state, iam_user_credentials, run_playbook
 
 UBUNTU_OWNER = "099720109477"
 
@@ -71,25 +67,15 @@ def run_playbook_as(
 ) -> Run:
     """ansible-playbook playbooks/<playbook> -e <extra as JSON> with the given identity's
     credentials (default: A's), optionally over inventory/ec2_segway.py."""
-    cmd = [str(VENV_BIN / "ansible-playbook"), str(PLAYBOOKS / playbook), "-e", json.dumps(extra)]
-    if inventory:
-        cmd += ["-i", str(INVENTORY_SCRIPT)]
-    cmd += list(args)
-    full_env = aws_env(endpoint, home, **(creds or {}))
-    if creds:
-        full_env.pop("AWS_SESSION_TOKEN", None)
-    full_env.update(env or {})
-    proc = subprocess.run(
-        cmd,
-        cwd=REPO,
-        env=full_env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
+    return run_playbook(
+        playbook,
+        extra,
+        endpoint=endpoint,
+        home=home,
         timeout=900,
-        check=False,
+        env={**(creds or {}), **(env or {})},
+        args=(*(["-i", str(INVENTORY_SCRIPT)] if inventory else []), *args),
     )
-    return Run(args=cmd[1:], returncode=proc.returncode, output=proc.stdout + proc.stderr)
 
 
 def spec(kind: str, values: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -238,23 +224,11 @@ def world(moto, home: Path, ssh_key: Path) -> Iterator[dict[str, Any]]:
     user's own instance, group, key and volume, and the strict proxy."""
     moto.reset()
     ec2 = ec2_client(moto.url)
-    iam = boto3.client(
-        "iam",
-        region_name=REGION,
-        endpoint_url=moto.url,
-        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
-    iam.create_user(UserName="bob")
-    key = iam.create_access_key(UserName="bob")["AccessKey"]
-    creds_b = {
-        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
-    }
+    creds_b = iam_user_credentials(moto.url, "bob")
     arn_a = identity_arn(
         moto.url, FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"], FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
     )
-    arn_b = identity_arn(moto.url, key["AccessKeyId"], key["SecretAccessKey"])
+    arn_b = identity_arn(moto.url, creds_b["AWS_ACCESS_KEY_ID"], creds_b["AWS_SECRET_ACCESS_KEY"])
     # moto answers each identity's own ARN: the owner check has two owners to tell apart.
     assert arn_a != arn_b and arn_b.endswith(":user/bob"), (arn_a, arn_b)
     image = ec2.describe_images(Owners=[UBUNTU_OWNER])["Images"][0]["ImageId"]
