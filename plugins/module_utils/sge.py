@@ -21,8 +21,32 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
+from ansible.module_utils.common.parameters import env_fallback
+
 DEBIAN_SGE_ROOT = "/var/lib/gridengine"
 DEFAULT_SGE_CELL = "default"
+
+
+def sge_argument_spec() -> dict[str, dict]:
+    """The options every SGE module takes to find the installation: sge_root, sge_cell.
+
+    Documented once in plugins/doc_fragments/sge.py. A module adds its own options to a
+    fresh copy (``{**sge_argument_spec(), ...}``). The target's SGE_ROOT / SGE_CELL come
+    before the defaults, as for a login shell that sourced Grid Engine's settings.
+    """
+    return {
+        "sge_root": {
+            "type": "path",
+            "default": DEBIAN_SGE_ROOT,
+            "fallback": (env_fallback, ["SGE_ROOT"]),
+        },
+        "sge_cell": {
+            "type": "str",
+            "default": DEFAULT_SGE_CELL,
+            "fallback": (env_fallback, ["SGE_CELL"]),
+        },
+    }
+
 
 COMPLEX_TYPES = ("INT", "DOUBLE", "MEMORY", "BOOL", "STRING", "CSTRING", "RESTRING", "TIME", "HOST")
 NUMERIC_TYPES = frozenset({"INT", "DOUBLE", "MEMORY", "TIME"})
@@ -434,7 +458,7 @@ def parse_config(text: str) -> dict[str, str]:
             pending.append(stripped[:-1].strip())
             continue
         pending.append(stripped)
-        key, _, value = " ".join(part for part in pending if part).partition(" ")
+        key, _sep, value = " ".join(part for part in pending if part).partition(" ")
         config[key] = re.sub(r",\s+", ",", value.strip())
         pending = []
     return config
@@ -487,7 +511,7 @@ def parse_queue_complex_values(value: str) -> dict[str, dict[str, str]]:
     result: dict[str, dict[str, str]] = {}
     for item in split_top_level(value):
         if item.startswith("[") and item.endswith("]"):
-            scope, _, rest = item[1:-1].partition("=")
+            scope, _sep, rest = item[1:-1].partition("=")
             result[scope.strip()] = parse_complex_values(rest)
         else:
             result.setdefault("", {}).update(parse_complex_values(item))

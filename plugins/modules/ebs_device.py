@@ -384,7 +384,7 @@ def format_disk(prober: Prober, name: str, disk: str, fstype: str, label: str | 
         raise DeviceError(f"volume {name!r}: {disk} stopped being blank; not formatting")
     argv = mkfs_command(fstype, disk, label)
     argv[0] = prober.module.get_bin_path(argv[0], required=True)
-    rc, _, err = prober.module.run_command(argv)
+    rc, _out, err = prober.module.run_command(argv)
     if rc != 0:
         raise DeviceError(f"volume {name!r}: {' '.join(argv)} failed: {err.strip()}")
 
@@ -450,7 +450,7 @@ def run(module: AnsibleModule) -> dict:
         "copied": copying,
         "copied_entries": entries if copying else [],
         "partition_table": content.partition_table,
-        "partitions": [part for _, part in content.partitions],
+        "partitions": [part for _number, part in content.partitions],
         "signatures": content.signatures,
         "content": content.summary(),
         "diff": {"before": before, "after": after},

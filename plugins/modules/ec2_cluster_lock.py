@@ -40,18 +40,22 @@ options:
     type: dict
     default: {}
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
 attributes:
   check_mode:
     support: full
-    description: Reports whether the lock would be taken or released; changes nothing.
+    details: Reports whether the lock would be taken or released; changes nothing.
   diff_mode:
     support: full
-    description: Shows the holder before and after.
+    details: Shows the holder before and after.
+  platform:
+    platforms: all
+    details: It only calls the EC2 API, usually from the controller (C(localhost)).
 author:
-  - segway.cluster contributors
+  - segway.cluster developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -55,18 +55,22 @@ options:
     type: int
     default: 300
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
 attributes:
   check_mode:
     support: full
-    description: Reports the volumes it would create and attach, changing nothing.
+    details: Reports the volumes it would create and attach, changing nothing.
   diff_mode:
     support: full
-    description: Shows each volume's id and device before and after.
+    details: Shows each volume's id and device before and after.
+  platform:
+    platforms: all
+    details: It only calls the EC2 API, usually from the controller (C(localhost)).
 author:
-  - segway.cluster contributors
+  - segway.cluster developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -245,7 +249,7 @@ class Volumes:
 
     def attach(self, vol: dict[str, Any], volume_id: str, taken: list[str]) -> str:
         """Attach volume_id to the master on a free device; return the device."""
-        for _ in DEVICES:
+        for _attempt in DEVICES:
             device = free_device(list(self.instance_devices()), taken)
             if device is None:
                 break

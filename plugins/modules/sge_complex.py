@@ -106,23 +106,9 @@ options:
     type: str
     default: present
     choices: [present, absent]
-  sge_root:
-    description:
-      - Grid Engine root directory. C(qconf) is looked for in C(SGE_ROOT/bin/ARCH/), then
-        on E(PATH).
-      - If not set, the E(SGE_ROOT) environment variable of the target host is used, then
-        Debian's V(/var/lib/gridengine).
-    type: path
-    default: /var/lib/gridengine
-  sge_cell:
-    description:
-      - Grid Engine cell name.
-      - If not set, the E(SGE_CELL) environment variable of the target host is used, then
-        V(default).
-    type: str
-    default: default
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - segway.cluster.sge
 attributes:
   check_mode:
     support: full
@@ -266,13 +252,11 @@ references:
 import os  # noqa: E402
 import pwd  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.segway.cluster.plugins.module_utils.sge import (  # noqa: E402
     COMPLEX_FIELDS,
     COMPLEX_TYPES,
     CONSUMABLE,
-    DEBIAN_SGE_ROOT,
-    DEFAULT_SGE_CELL,
     GLOBAL_HOST,
     RELOPS,
     REQUESTABLE,
@@ -288,6 +272,7 @@ from ansible_collections.segway.cluster.plugins.module_utils.sge import (  # noq
     make_complex,
     name_conflicts,
     remove_complex,
+    sge_argument_spec,
     upsert_complex,
 )
 
@@ -302,16 +287,7 @@ ARGUMENT_SPEC = {
     "urgency": {"type": "str", "default": "10"},
     "host_values": {"type": "dict"},
     "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
-    "sge_root": {
-        "type": "path",
-        "default": DEBIAN_SGE_ROOT,
-        "fallback": (env_fallback, ["SGE_ROOT"]),
-    },
-    "sge_cell": {
-        "type": "str",
-        "default": DEFAULT_SGE_CELL,
-        "fallback": (env_fallback, ["SGE_CELL"]),
-    },
+    **sge_argument_spec(),
 }
 
 
@@ -397,7 +373,7 @@ def ensure_present(
     if not check_mode:
         if complex_changed:
             qconf.modify_complexes(upsert_complex(entries, wanted))
-        for host, (_, value) in changes.items():
+        for host, (_before, value) in changes.items():
             qconf.set_host_complex_value(host, wanted.name, value)
 
     after = wanted if complex_changed else current
@@ -455,7 +431,7 @@ def sge_arch(module: AnsibleModule, sge_root: str) -> str | None:
     script = os.path.join(sge_root, "util", "arch")
     if not os.access(script, os.X_OK):
         return None
-    rc, out, _ = module.run_command([script])
+    rc, out, _err = module.run_command([script])
     return (out.strip() or None) if rc == 0 else None
 
 

@@ -19,9 +19,8 @@ description:
   - List values are compared as Grid Engine means them; word lists such as C(hostlist)
     and C(pe_list) ignore order, and the C([host=value]) overrides of C(slots) or
     C(complex_values) ignore order.
-  - Supports check mode and diff mode.
 author:
-  - segway.cluster contributors
+  - segway.cluster developers (!UNKNOWN)
 options:
   kind:
     description:
@@ -50,12 +49,18 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  sge_root:
-    description: Grid Engine root. Defaults to C($SGE_ROOT), then Debian's C(/var/lib/gridengine).
-    type: path
-  sge_cell:
-    description: Grid Engine cell. Defaults to C($SGE_CELL), then C(default).
-    type: str
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - segway.cluster.sge
+attributes:
+  check_mode:
+    support: full
+    details: Reads the object and reports the attributes it would change, writing nothing.
+  diff_mode:
+    support: full
+    details: The diff shows the whole object as C(qconf) shows it, before and after.
+  platform:
+    platforms: posix
 notes:
   - Run on a host that is a Grid Engine admin host, as a manager (root or the admin user).
 seealso:
@@ -122,10 +127,13 @@ import tempfile  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.segway.cluster.plugins.module_utils.sge import (  # noqa: E402
+    DEBIAN_SGE_ROOT,
+    DEFAULT_SGE_CELL,
     Qconf,
     QconfError,
     find_qconf,
     parse_name_list,
+    sge_argument_spec,
 )
 from ansible_collections.segway.cluster.plugins.module_utils.sge_objects import (  # noqa: E402
     KINDS,
@@ -136,8 +144,6 @@ from ansible_collections.segway.cluster.plugins.module_utils.sge_objects import 
     unknown_attributes,
     wanted_object,
 )
-
-DEBIAN_SGE_ROOT = "/var/lib/gridengine"
 
 
 def read_current(qconf: Qconf, kind: Kind, name: str | None) -> dict[str, str] | None:
@@ -202,16 +208,17 @@ def run_module() -> None:
             "name": {"type": "str"},
             "attributes": {"type": "dict", "default": {}},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-            "sge_root": {"type": "path"},
-            "sge_cell": {"type": "str"},
+            **sge_argument_spec(),
         },
         supports_check_mode=True,
     )
     kind = KINDS[module.params["kind"]]
     validate(module, kind)
     name = module.params["name"]
+    # The argument spec already fell back to SGE_ROOT/SGE_CELL and the defaults; an empty
+    # value given on purpose still means "not set", as it always did for this module.
     sge_root = module.params["sge_root"] or os.environ.get("SGE_ROOT") or DEBIAN_SGE_ROOT
-    sge_cell = module.params["sge_cell"] or os.environ.get("SGE_CELL") or "default"
+    sge_cell = module.params["sge_cell"] or os.environ.get("SGE_CELL") or DEFAULT_SGE_CELL
     binary = find_qconf(sge_root, which=module.get_bin_path)
     if binary is None:
         module.fail_json(

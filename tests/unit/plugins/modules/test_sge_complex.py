@@ -16,6 +16,7 @@ import pytest
 import yaml
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
+from ansible_collections.segway.cluster.plugins.doc_fragments import sge as sge_fragment
 from ansible_collections.segway.cluster.plugins.module_utils import sge
 from ansible_collections.segway.cluster.plugins.modules import sge_complex
 
@@ -407,6 +408,9 @@ def test_main_sge_root_and_cell_from_environment(module_exits, monkeypatch, tmp_
 
 def test_argument_spec_matches_documentation():
     doc = yaml.safe_load(sge_complex.DOCUMENTATION)
+    # sge_root and sge_cell are documented in the collection's doc fragment segway.cluster.sge
+    assert "segway.cluster.sge" in doc["extends_documentation_fragment"]
+    doc["options"].update(yaml.safe_load(sge_fragment.ModuleDocFragment.DOCUMENTATION)["options"])
     spec = sge_complex.ARGUMENT_SPEC
     assert set(doc["options"]) == set(spec)
     for name, option in doc["options"].items():
