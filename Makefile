@@ -16,7 +16,7 @@ LOCAL_VOLUMES ?= [{"name": "data", "size": 4, "mount": "/data"}]
 DELETE_VOLUMES ?= false
 LOCAL := -e provider=local -e cluster_name=$(CLUSTER)
 
-.PHONY: setup test lint pytest molecule engine image clean cluster status cluster-down
+.PHONY: setup test lint pytest molecule engine image clean cluster status cluster-down sanity
 
 ## setup: Python venv with Ansible, molecule, linters, moto; the collection link.
 setup: $(BIN)/.installed .collections/ansible_collections/segway/cluster
@@ -34,8 +34,9 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	mkdir -p $(@D)
 	ln -sfn ../../.. $@
 
-## test: lint, pytest (unit, real SGE daemons, playbook runs), every molecule scenario.
-test: setup lint pytest molecule
+## test: lint, ansible-test sanity, pytest (unit, real SGE daemons, playbook runs), every
+## molecule scenario.
+test: setup lint sanity pytest molecule
 
 lint: setup
 	ruff check .
@@ -69,6 +70,33 @@ status: setup
 ## image and /home are kept (DELETE_VOLUMES=true deletes them too).
 cluster-down: setup
 	ansible-playbook playbooks/teardown.yml $(LOCAL) -e confirm=true -e delete_volumes=$(DELETE_VOLUMES)
+
+## sanity: ansible-test sanity, offline but for PyPI (see tests/sanity/get_pip_offline.py).
+## ansible-test wants the tree under .../ansible_collections/segway/cluster, resolves the
+## .collections link back to this directory, and inside a git work tree looks only at what
+## git tracks there; so it runs on a copy of the work tree (the files git tracks or would
+## track) in a temporary directory, next to the collections the ansible package bundles.
+## Its per-test virtual environments are kept in .cache/sanity-home. SANITY_ARGS= adds
+## options (e.g. SANITY_ARGS='--test validate-modules').
+SANITY_HOME := $(CURDIR)/.cache/sanity-home
+SANITY_ARGS ?=
+# ansible-test's pip version names the bootstrap script it looks for in its cache.
+SANITY_PIP := import types; from ansible_test._internal.python_requirements import \
+  get_venv_packages; print(get_venv_packages(types.SimpleNamespace(version="3"))["pip"])
+sanity: setup
+	mkdir -p $(SANITY_HOME)/.ansible/test/cache
+	pip=$$($(BIN)/python -c '$(SANITY_PIP)'); \
+	cp tests/sanity/get_pip_offline.py $(SANITY_HOME)/.ansible/test/cache/get_pip_$${pip//./_}.py
+	top=$$(mktemp -d); trap 'rm -rf "$$top"' EXIT; \
+	tree=$$top/ansible_collections/segway/cluster; mkdir -p $$tree; \
+	git ls-files -z --cached --others --exclude-standard \
+	  | tar --null -T - --ignore-failed-read -cf - | tar -xf - -C $$tree; \
+	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	for ns in amazon ansible community; do \
+	  ln -s "$$site/ansible_collections/$$ns" $$top/ansible_collections/$$ns; done; \
+	python=$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	cd $$tree && HOME=$(SANITY_HOME) $(CURDIR)/$(BIN)/ansible-test sanity \
+	  --python $$python $(SANITY_ARGS)
 
 clean:
 	rm -rf $(VENV) .collections .cache .pytest_cache .ruff_cache

@@ -221,7 +221,7 @@ def bench_launch(moto: MotoServer, nodes: int, home: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--instances", type=int, default=1000, help="instances to list (1000)")
     parser.add_argument("--repeat", type=int, default=5, help="rounds of runs (5)")
     parser.add_argument("--nodes", type=int, default=16, help="compute nodes to launch (16)")

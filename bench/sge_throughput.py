@@ -92,7 +92,7 @@ def run_batch(container: str, user: str, jobs: int, timeout: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument(
         "--container",
         default="segway-molecule-default-master",

@@ -204,7 +204,7 @@ def resolve(
             f"disks present: {describe_disks(read_serials(sys_root))}"
             + (f"; ignored {'; '.join(found.ignored)}" if found.ignored else "")
         )
-    ((real, how),) = found.candidates.items()
+    [(real, how)] = list(found.candidates.items())
     return real, how
 
 
@@ -318,7 +318,7 @@ class Content:
             )
         parts = []
         if self.partition_table or self.partitions:
-            names = ", ".join(name for _, name in self.partitions) or "no partitions"
+            names = ", ".join(name for _start, name in self.partitions) or "no partitions"
             parts.append(f"partition table {self.partition_table or '?'} ({names})")
         if self.fstype:
             uuid = self.probe.get("UUID")
@@ -381,7 +381,7 @@ def plan(
             if len(parts) != 1:
                 raise DeviceError(
                     f"{label} has partition table {disk_content.partition_table or '?'} with "
-                    f"{len(parts)} partitions ({', '.join(p for _, p in parts) or 'none'}): "
+                    f"{len(parts)} partitions ({', '.join(p for _start, p in parts) or 'none'}): "
                     "set partition: N to choose one; a partitioned disk is never formatted"
                 )
             number, part = parts[0]
@@ -390,7 +390,7 @@ def plan(
             if not chosen:
                 raise DeviceError(
                     f"{label}: partition {partition} does not exist (partitions: "
-                    f"{', '.join(p for _, p in parts) or 'none'})"
+                    f"{', '.join(p for _start, p in parts) or 'none'})"
                 )
             number, part = chosen[0]
         content = partition_content(f"/dev/{part}")
@@ -487,7 +487,7 @@ def mount_points(majmin: str, mountinfo: str) -> list[str]:
     found = []
     for line in mountinfo.splitlines():
         # ID PARENT MAJOR:MINOR ROOT MOUNT_POINT OPTIONS ...
-        _, _, device, _, mount_point, *_ = [*line.split(), "", "", "", "", ""]
+        _mount_id, _parent, device, _root, mount_point, *_rest = [*line.split(), "", "", "", "", ""]
         if device == majmin and mount_point:
             found.append(_unescape_mountinfo(mount_point))
     return found

@@ -236,7 +236,7 @@ def unknown_attributes(
     kind: Kind, current: Mapping[str, str] | None, attributes: Mapping
 ) -> list[str]:
     """Attributes the caller set that this kind of object does not have."""
-    known = set(current) if current is not None else {key for key, _ in kind.template}
+    known = set(current) if current is not None else {key for key, _value in kind.template}
     if not known:
         return []
     return sorted(set(attributes) - known)

@@ -483,7 +483,7 @@ def test_teardown_without_confirmation_or_terminal_stops(world: dict, beta: dict
 
 def test_teardown_removes_one_cluster_and_keeps_its_data(world: dict, beta: dict) -> None:
     ec2 = world["ec2"]
-    beta_before = {k: v for k, v in account_state(ec2).items()}
+    beta_before = dict(account_state(ec2))
     beta_instances = [i["InstanceId"] for i in instances_of(ec2, "beta")]
     alpha_ids = {i["InstanceId"] for i in instances_of(ec2, "alpha")}
     alpha_volumes = {

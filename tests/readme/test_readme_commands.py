@@ -221,7 +221,8 @@ def fresh_cluster(commands: list[str]) -> Iterator[None]:
         f"{VOLUME_DIR / CLUSTER} exists; it would be deleted"
     )
     yield
-    down = next(c for c in commands if c == "make cluster-down")
+    down = next((c for c in commands if c == "make cluster-down"), None)
+    assert down, "the README's local-cluster block lost `make cluster-down`"
     final = run(down, DELETE_VOLUMES="true")
     assert final.returncode == 0, final
     assert cluster_containers() == []

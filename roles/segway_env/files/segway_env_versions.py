@@ -81,7 +81,7 @@ def gridengine_version(sge_root: str) -> str:
         if os.access(qstat, os.X_OK):
             env = dict(os.environ, SGE_ROOT=sge_root)
             try:
-                _, line = run_first_line([qstat, "-help"], env=env)
+                _rc, line = run_first_line([qstat, "-help"], env=env)
             except (OSError, subprocess.SubprocessError):
                 continue
             words = line.split()
