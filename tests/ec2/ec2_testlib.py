@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from ec2_moto import FAKE_CREDENTIALS, REGION, VENV_BIN, aws_env
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
 INVENTORY_SCRIPT = REPO / "inventory" / "ec2_segway.py"
+MODULES = REPO / "plugins" / "modules"
 RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", re.M)
 
 
@@ -112,6 +114,44 @@ def run_inventory(
         timeout=120,
         check=False,
     )
+
+
+def run_module(module: str, args: Mapping[str, Any], *, endpoint: str, home: Path) -> dict:
+    """plugins/modules/<module>.py run the way Ansible runs it, on these args (plus moto's
+    endpoint and region), without a playbook around it: its JSON result."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=home, delete=False) as handle:
+        json.dump(
+            {"ANSIBLE_MODULE_ARGS": {"region": REGION, "endpoint_url": endpoint, **args}}, handle
+        )
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(MODULES / f"{module}.py"), handle.name],
+            cwd=REPO,
+            env=aws_env(endpoint, home, PYTHONPATH=str(REPO / ".collections")),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        Path(handle.name).unlink()
+    assert proc.stdout.strip(), proc.stderr
+    return json.loads(proc.stdout)
+
+
+def launch_node(ec2: Any, cluster: str, node: str, role: str, **extra_tags: str) -> str:
+    """One running instance tagged as launch.yml tags a node."""
+    image = ec2.describe_images(Owners=["099720109477"])["Images"][0]["ImageId"]
+    tags = {"segway:cluster": cluster, "segway:role": role, "segway:node": node, **extra_tags}
+    return ec2.run_instances(
+        ImageId=image,
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        ],
+    )["Instances"][0]["InstanceId"]
 
 
 def account_state(ec2: Any) -> dict[str, set]:

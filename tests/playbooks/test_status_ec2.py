@@ -1,9 +1,10 @@
 """playbooks/status.yml with provider=ec2, against moto_server.
 
 moto has instances but no machines behind them: status lists the nodes and the hourly
-cost from EC2's state (through inventory/ec2_segway.py and roles/ec2_cluster's price
-logic), and says that Grid Engine could not be asked. The master's address is pointed
-at a closed port on 127.0.0.1 so no SSH packet leaves this machine.
+cost from EC2's state (through segway.cluster.ec2_cluster_info, the inventory script's own
+code, and the segway.cluster.ec2_cluster_summary filter), and says that Grid Engine could
+not be asked. The master's address is pointed at a closed port on 127.0.0.1 so no SSH
+packet leaves this machine.
 """
 
 from __future__ import annotations
