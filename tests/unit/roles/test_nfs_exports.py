@@ -72,7 +72,7 @@ PLAYBOOK = """
 def render(tmp_path: Path, compute: list[str], extra: dict | None = None) -> dict[str, str]:
     out = tmp_path / "out"
     out.mkdir()
-    hosts = {"master": {"master": host_vars("master", ebs_mount_volumes=VOLUMES)}}
+    hosts = {"master": {"master": host_vars("master")}}
     hosts["compute"] = {name: host_vars(name) for name in compute}
     inventory = {group: {"hosts": members} for group, members in hosts.items()}
     (tmp_path / "inventory.json").write_text(json.dumps(inventory))
@@ -86,7 +86,9 @@ def render(tmp_path: Path, compute: list[str], extra: dict | None = None) -> dic
             str(tmp_path / "inventory.json"),
             str(tmp_path / "render.yml"),
             "-e",
-            json.dumps(extra or {}),
+            # The master's volumes, as playbooks/configure.yml passes ebs_mount_volumes (an
+            # extra var: the render play loads the role's defaults with include_vars).
+            json.dumps({"nfs_server_volumes": VOLUMES, **(extra or {})}),
         ],
         cwd=REPO,
         env=env,
@@ -105,7 +107,8 @@ def host_vars(name: str, **more) -> dict:
     return {
         "ansible_connection": "local",
         "ansible_python_interpreter": sys.executable,
-        "common_node_address": ADDRESSES[name],
+        # As playbooks/configure.yml passes roles/common's common_private_ip.
+        "nfs_node_address": ADDRESSES[name],
         **more,
     }
 
@@ -230,8 +233,9 @@ def test_extra_subnet_and_own_export_list(tmp_path) -> None:
 
 
 def test_build_path_on_a_shared_volume_is_exported_once(tmp_path) -> None:
-    # The seed's layout: Segway's build path is itself a shared EBS volume.
-    files = render(tmp_path, ["node001"], {"segway_env_build_path": "/results"})
+    # The seed's layout: Segway's build path is itself a shared EBS volume (configure.yml
+    # passes segway_env_build_path as nfs_segway_build_path).
+    files = render(tmp_path, ["node001"], {"nfs_segway_build_path": "/results"})
     exports = export_lines(files["exports"])
     assert sorted(exports) == ["/data", "/home", "/results"]
     blocks = ganesha_exports(files["ganesha-exports.conf"])
