@@ -84,6 +84,11 @@ SANITY_ARGS ?=
 SANITY_PIP := import types; from ansible_test._internal.python_requirements import \
   get_venv_packages; print(get_venv_packages(types.SimpleNamespace(version="3"))["pip"])
 sanity: setup
+	# ansible-test only warns and skips its shellcheck test without shellcheck: install it.
+	command -v shellcheck >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && (apt-get install -y -qq shellcheck >/dev/null 2>&1 \
+	      || { apt-get update -qq && apt-get install -y -qq shellcheck >/dev/null; }); } \
+	  || echo "sanity: no shellcheck (not root, or apt-get failed): ansible-test skips that test"
 	mkdir -p $(SANITY_HOME)/.ansible/test/cache
 	pip=$$($(BIN)/python -c '$(SANITY_PIP)'); \
 	cp tests/sanity/get_pip_offline.py $(SANITY_HOME)/.ansible/test/cache/get_pip_$${pip//./_}.py
