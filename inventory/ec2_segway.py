@@ -34,6 +34,7 @@ cache TTL, s (0 = off)     SEGWAY_INVENTORY_CACHE_TTL          cache_ttl
 cache directory            SEGWAY_INVENTORY_CACHE_DIR          cache_dir
 SSH user                   SEGWAY_SSH_USER                     ssh_user
 SSH private key file       SEGWAY_SSH_PRIVATE_KEY_FILE         ssh_private_key_file
+SSH address (public)       SEGWAY_SSH_ADDRESS                  ssh_address
 =========================  ==================================  =========================
 
 The config file is ``SEGWAY_INVENTORY_CONFIG`` or ``ec2_segway.ini`` next to this
@@ -42,6 +43,10 @@ per set of settings, written with mode 0600 in a directory made with mode 0700; 
 file that is not a regular file of the current user readable by it alone is ignored
 (with a warning), and a corrupt one is replaced; ``--refresh-cache`` asks EC2 and
 rewrites it. Errors go to stderr and the exit status is 1.
+
+The SSH address is ``public`` (the master, and any node with a public address, by that
+address; the other nodes through the master) or ``private`` (every node by its private
+address: for a controller inside the VPC, such as a bastion, a VPN or SSM).
 
 Host variables include ``segway_owner``, the ``segway:owner`` tag of the instance (the
 ARN of the identity that launched it, empty on instances of older versions), which
@@ -118,6 +123,7 @@ class Settings:
     cache_dir: str = DEFAULT_CACHE_DIR
     ssh_user: str = DEFAULT_SSH_USER
     ssh_private_key_file: str | None = None
+    ssh_address: str = "public"
 
 
 # ---------------------------------------------------------------- settings
@@ -175,6 +181,12 @@ def resolve_settings(
         raise InventoryError(f"cache TTL must be whole seconds, got {ttl_text!r}") from None
     if cache_ttl < 0:
         raise InventoryError(f"cache TTL must be 0 (off) or more seconds, got {cache_ttl}")
+    address, address_source = pick_from(None, ["SEGWAY_SSH_ADDRESS"], "ssh_address", "public")
+    if address not in EC2.SSH_ADDRESSES:
+        raise InventoryError(
+            f"SSH address {address!r} from {address_source} is not allowed: use "
+            f"{' or '.join(EC2.SSH_ADDRESSES)}"
+        )
     cluster, source = pick_from(args.cluster, ["SEGWAY_CLUSTER"], "cluster")
     if cluster is not None:
         source = "--cluster" if source == "the command line" else source
@@ -189,6 +201,7 @@ def resolve_settings(
         cache_dir=pick(None, ["SEGWAY_INVENTORY_CACHE_DIR"], "cache_dir", DEFAULT_CACHE_DIR),
         ssh_user=pick(None, ["SEGWAY_SSH_USER"], "ssh_user", DEFAULT_SSH_USER),
         ssh_private_key_file=pick(None, ["SEGWAY_SSH_PRIVATE_KEY_FILE"], "ssh_private_key_file"),
+        ssh_address=address,
     )
 
 
@@ -232,6 +245,7 @@ def collect(settings: Settings) -> dict[str, Any]:
         all_clusters=settings.all_clusters,
         ssh_user=settings.ssh_user,
         ssh_private_key_file=settings.ssh_private_key_file,
+        ssh_address=settings.ssh_address,
     )
     with aws_errors(settings):
         return EC2.collect_inventory(ec2_client(settings), access)

@@ -61,6 +61,14 @@ class HostAccess(NamedTuple):
     all_clusters: bool = False
     ssh_user: str = DEFAULT_SSH_USER
     ssh_private_key_file: str | None = None
+    # public: the master (and any node with a public address) by its public address, the
+    # other nodes through the master; private: every node by its private address, for a
+    # controller inside the VPC (a bastion, a VPN, SSM port forwarding).
+    ssh_address: str = "public"
+
+
+# How Ansible reaches the nodes (HostAccess.ssh_address).
+SSH_ADDRESSES = ("public", "private")
 
 
 # ---------------------------------------------------------------- EC2 reads and host variables
@@ -327,7 +335,9 @@ def host_vars(
     private_ip = inst.get("PrivateIpAddress")
     public_ip = inst.get("PublicIpAddress")
     master_public = (master or {}).get("PublicIpAddress")
-    if public_ip or role == "master" or not master_public:
+    if access.ssh_address == "private":
+        address, ssh_args = private_ip, ssh_options(cluster)
+    elif public_ip or role == "master" or not master_public:
         address, ssh_args = public_ip or private_ip, ssh_options(cluster)
     else:
         address, ssh_args = private_ip, proxy_args(cluster, master_public, access)

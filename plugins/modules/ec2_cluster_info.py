@@ -75,6 +75,15 @@ options:
       - With O(inventory), the private key Ansible logs in with (empty for the SSH agent's).
     type: str
     default: ""
+  ssh_address:
+    description:
+      - How the hosts of O(inventory) are reached. V(public) reaches the master (and any
+        node with a public address) at that address and the other nodes through the
+        master; V(private) reaches every node at its private address, for a controller
+        inside the VPC (a bastion, a VPN, SSM).
+    type: str
+    choices: [public, private]
+    default: public
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - amazon.aws.common.modules
@@ -380,6 +389,7 @@ def look_up(module: AnsibleAWSModule, ec2: Any) -> dict[str, Any]:
             cluster=cluster,
             ssh_user=params["ssh_user"],
             ssh_private_key_file=params["ssh_private_key_file"] or None,
+            ssh_address=params["ssh_address"],
         )
         result["inventory"] = ec2_cluster.collect_inventory(ec2, access)
         result["hosts"] = ec2_cluster.inventory_hosts(result["inventory"])
@@ -399,6 +409,11 @@ def main() -> None:
             "inventory": {"type": "bool", "default": False},
             "ssh_user": {"type": "str", "default": ec2_cluster.DEFAULT_SSH_USER},
             "ssh_private_key_file": {"type": "str", "default": "", "no_log": False},
+            "ssh_address": {
+                "type": "str",
+                "default": "public",
+                "choices": list(ec2_cluster.SSH_ADDRESSES),
+            },
         },
         supports_check_mode=True,
     )

@@ -57,6 +57,11 @@ CASES: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         {"admin_cidr": "203.0.113.7"},
         ["admin_cidr ['203.0.113.7'] is not allowed", "203.0.113.7/32"],
     ),
+    "unknown-ssh-address": (
+        "launch.yml",
+        {"ssh_address": "vpn"},
+        ["ssh_address 'vpn' is not allowed: use public", "or private"],
+    ),
     "malformed-spot-price": (
         "launch.yml",
         {"spot": True, "spot_max_price": "cheap"},

@@ -172,6 +172,33 @@ def test_hosts_are_the_inventory_scripts_listing(moto, home: Path) -> None:
     assert f"instance {unnamed} of cluster listed has no node" in json.dumps(found["warnings"])
 
 
+def test_ssh_address_private_agrees_with_the_script(moto, home: Path) -> None:
+    """ssh_address=private (module) and SEGWAY_SSH_ADDRESS=private (script): every node at
+    its private address, as moto gives it, and no jump through the master."""
+    moto.reset()
+    ec2 = ec2_client(moto.url)
+    launch_node(ec2, "inside", "master", "master")
+    launch_node(ec2, "inside", "node001", "compute")
+    found = info(moto, home, cluster="inside", inventory=True, ssh_address="private")
+    env = {"SEGWAY_SSH_ADDRESS": "private"}
+    script = run_inventory("--list", "--cluster", "inside", endpoint=moto.url, home=home, env=env)
+    assert script.returncode == 0, script.stderr
+    assert found["inventory"] == json.loads(script.stdout)
+    private = {
+        i["InstanceId"]: i["PrivateIpAddress"]
+        for r in ec2.describe_instances()["Reservations"]
+        for i in r["Instances"]
+    }
+    for host in found["hosts"]:
+        hv = host["vars"]
+        assert hv["ansible_host"] == private[hv["segway_instance_id"]] == hv["segway_private_ip"]
+        assert "ProxyCommand" not in hv["ansible_ssh_common_args"]
+    # moto gives the master a public address: the default connects there.
+    public = info(moto, home, cluster="inside", inventory=True)
+    master = next(h for h in public["hosts"] if h["name"] == "master")["vars"]
+    assert master["ansible_host"] == master["segway_public_ip"] != master["segway_private_ip"]
+
+
 def test_a_cluster_that_is_not_a_name_is_refused_before_asking_ec2(home: Path) -> None:
     found = run_module(
         "ec2_cluster_info",

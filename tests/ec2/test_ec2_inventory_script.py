@@ -41,6 +41,19 @@ def test_settings_command_line_beats_environment_beats_config() -> None:
         inventory.resolve_settings(args, {"SEGWAY_INVENTORY_CACHE_TTL": "soon"}, {})
 
 
+def test_ssh_address_setting_is_public_private_or_refused() -> None:
+    args = inventory.parse_args(["--list"])
+    assert inventory.resolve_settings(args, {}, {}).ssh_address == "public"
+    assert inventory.resolve_settings(args, {}, {"ssh_address": "private"}).ssh_address == "private"
+    env = {"SEGWAY_SSH_ADDRESS": "public"}
+    assert inventory.resolve_settings(args, env, {"ssh_address": "private"}).ssh_address == "public"
+    with pytest.raises(inventory.InventoryError) as err:
+        inventory.resolve_settings(args, {"SEGWAY_SSH_ADDRESS": "vpn"}, {})
+    assert str(err.value) == (
+        "SSH address 'vpn' from SEGWAY_SSH_ADDRESS is not allowed: use public or private"
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "env", "config", "source"),
     [

@@ -86,6 +86,31 @@ def test_private_compute_nodes_are_reached_through_the_master() -> None:
     assert (hv["node001"]["segway_vcpus"], hv["node001"]["segway_memory_mib"]) == (4, 16384)
 
 
+def test_ssh_address_private_reaches_every_node_at_its_private_address() -> None:
+    """A controller inside the VPC: no public address, no jump through the master."""
+    access = HostAccess(cluster="c1", ssh_private_key_file="/keys/id", ssh_address="private")
+    nodes = [
+        instance("master", "master", PublicIpAddress="198.51.100.5", PrivateIpAddress="10.0.0.1"),
+        instance("node001", "compute", PrivateIpAddress="10.0.0.2"),
+        instance("node002", "compute", PublicIpAddress="198.51.100.6", PrivateIpAddress="10.0.0.3"),
+    ]
+    hv = build_inventory(nodes, SHAPES, {}, access)["_meta"]["hostvars"]
+    assert {name: v["ansible_host"] for name, v in hv.items()} == {
+        "master": "10.0.0.1",
+        "node001": "10.0.0.2",
+        "node002": "10.0.0.3",
+    }
+    for v in hv.values():
+        assert "ProxyCommand" not in v["ansible_ssh_common_args"]
+        assert "UserKnownHostsFile=~/.ssh/segway_c1_known_hosts" in v["ansible_ssh_common_args"]
+        assert v["ansible_ssh_private_key_file"] == "/keys/id"
+    # The public addresses are still described for the user.
+    assert hv["master"]["segway_public_ip"] == "198.51.100.5"
+    # The default reaches the same master at its public address.
+    default = build_inventory(nodes, SHAPES, {}, HostAccess(cluster="c1"))["_meta"]["hostvars"]
+    assert default["master"]["ansible_host"] == "198.51.100.5"
+
+
 @pytest.mark.parametrize(
     "key",
     ["/home/me/My Keys/id ed25519", "/k/a'b\"c", "/k/$(touch pwned);x`id`", "/k/100%h"],
