@@ -236,9 +236,18 @@ class MotoServer:
 class AwsProxy:
     """Forward to moto, count the API calls, refuse the ones a rule picks."""
 
-    def __init__(self, target: str, refuse: Refusal | None = None) -> None:
+    def __init__(
+        self,
+        target: str,
+        refuse: Refusal | None = None,
+        after: Callable[[str, Mapping[str, str], int], None] | None = None,
+    ) -> None:
         self.target = target.rstrip("/")
         self.refuse = refuse
+        # Called with (action, form fields, HTTP status) once moto answered and before the
+        # answer goes back: the EC2 twin (ec2_twin.py) makes the data plane follow here, so
+        # a caller never sees an instance or attachment its container does not show yet.
+        self.after = after
         self.calls: list[str] = []
         self.refused: list[str] = []
         self._lock = threading.Lock()
@@ -302,6 +311,8 @@ class AwsProxy:
                 except urllib.error.HTTPError as err:
                     status, data = err.code, err.read()
                     ctype = err.headers.get("Content-Type", "text/xml")
+                if proxy.after:
+                    proxy.after(action, fields, status)
                 self._send(status, data, ctype)
 
             def _send(self, status: int, data: bytes, ctype: str) -> None:

@@ -42,6 +42,8 @@ class Run:
     def __str__(self) -> str:
         return f"{' '.join(self.args)}\n(rc={self.returncode})\n{self.output[-6000:]}"
 
+    __repr__ = __str__  # what an assertion message shows
+
 
 def run_playbook(
     playbook: str,

@@ -1,0 +1,272 @@
+"""The README's EC2 commands end to end on the EC2 twin (root and Docker).
+
+moto_server plays EC2's API behind the strict proxy, and tests/ec2/ec2_twin.py plays its
+machines: one systemd container of the node image per instance, at the instance's
+private and public addresses, with the key pair's key for `admin`, and each attached
+volume as a loop device with its NVMe identity. So the EC2 path runs as a user runs it:
+launch.yml waits for SSH and runs configure.yml over SSH, ebs_mount finds the volumes by
+their serial, the master exports /home and /data, and Grid Engine runs the jobs.
+
+One cluster, in order (each step needs the one before):
+
+1. launch size=small with a data volume -> SSH, configure; example_job.yml (provider ec2)
+   runs the DRMAA job on a compute node; status.yml shows the nodes, qhost's
+   mem_requested, the jobs and the cost; files are written to /home and /data.
+2. launch again: nothing changes.
+3. size=medium while node004's instance never answers (its container is not started):
+   launch stops naming node004; once the container runs, the same command completes;
+   node003 and node004 run jobs.
+4. remove_nodes.yml (inventory/ec2_segway.py) takes node003/node004 out of Grid Engine.
+5. teardown keeps /home and /data; launch again re-attaches them and the files are there.
+6. teardown with delete_volumes=true: nothing of the cluster in moto or docker.
+
+The twin's limits (its kernel has no NFS; docs in ec2_twin.py) ask for two inputs
+beyond the README's: nfs_server_implementation=ganesha (Ganesha serves the exports, for
+real, checked from a compute node with libnfs) and nfs_client_mount=false (the twin
+mounts the exported filesystem in the compute containers instead of a kernel NFS mount).
+Every launch's EC2 API calls are counted at the proxy and printed with its duration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ec2_moto import AwsProxy, any_refusal, ec2_strict
+from ec2_testlib import (
+    REPO,
+    Run,
+    account_state,
+    debian_image,
+    instances_of,
+    run_inventory,
+    run_playbook,
+    tags,
+)
+from ec2_twin import PUBLIC_GATEWAY, Ec2Twin
+
+CLUSTER = "twin"
+MARK = "written before the teardown"
+
+
+def sh(*argv: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def twin(moto, home: Path, ssh_key: Path) -> Iterator[dict[str, Any]]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: starts containers and attaches loop devices")
+    started = sh(str(REPO / "harness" / "ensure_docker.sh"), timeout=300)
+    if started.returncode != 0:
+        pytest.skip(f"no Docker engine could be started: {started.stderr.strip()[-500:]}")
+    built = sh(str(REPO / "harness" / "build_image.sh"), timeout=1800)
+    assert built.returncode == 0, built.stderr[-2000:]
+    moto.reset()
+    # A short path: ssh's ControlPath sockets and the volume images live under it.
+    work = Path(tempfile.mkdtemp(prefix="segway-twin."))
+    twin = Ec2Twin(moto.url, work).start()
+    strict = any_refusal(ec2_strict(moto.url), twin.refuse)
+    proxy = AwsProxy(moto.url, refuse=strict, after=twin.after).__enter__()
+    world = {
+        "twin": twin,
+        "proxy": proxy,
+        "ec2": twin.ec2,
+        "home": home,
+        "key": ssh_key,
+        "image": debian_image(twin.ec2),
+        "work": work,
+        "timings": {},
+    }
+    try:
+        yield world
+    finally:
+        # SEGWAY_TWIN_KEEP=1 keeps the containers to look at after a failure (the next
+        # run removes them: Ec2Twin.start removes what a twin of its name left).
+        proxy.__exit__()
+        if not os.environ.get("SEGWAY_TWIN_KEEP"):
+            twin.close()
+            sh("rm", "-rf", str(work))
+        for name, (seconds, calls) in world["timings"].items():
+            print(f"\ntwin {name}: {seconds:.0f} s, {calls} EC2 API calls")
+
+
+def launch_vars(world: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The README's launch inputs, plus the endpoint's and the twin's (module text)."""
+    return {
+        "cluster_name": CLUSTER,
+        "size": "small",
+        "admin_cidr": f"{PUBLIC_GATEWAY}/32",
+        "public_key_file": f"{world['key']}.pub",
+        "ami_id": world["image"],
+        "volumes": [{"size": 2, "mount": "/data"}],
+        "home_volume_size": 2,
+        "nfs_server_implementation": "ganesha",
+        "nfs_client_mount": False,
+        "summary_file": str(world["work"] / "summary.json"),
+        **extra,
+    }
+
+
+def play(world: dict[str, Any], playbook: str, extra: dict[str, Any], **kw: Any) -> Run:
+    return run_playbook(playbook, extra, endpoint=world["proxy"].url, home=world["home"], **kw)
+
+
+def launch(world: dict[str, Any], name: str, **extra: Any) -> Run:
+    world["proxy"].clear()
+    started = time.monotonic()
+    run = play(world, "launch.yml", launch_vars(world, **extra), timeout=1500)
+    world["timings"][name] = (time.monotonic() - started, len(world["proxy"].calls))
+    assert not world["twin"].errors, world["twin"].errors
+    return run
+
+
+def succeeded(run: Run) -> None:
+    """Fail with the whole end of the run's output (an assert's message is cut short)."""
+    if run.returncode != 0:
+        pytest.fail(str(run), pytrace=False)
+
+
+def master_sh(world: dict[str, Any], script: str, user: str = "root") -> str:
+    master = instances_of(world["ec2"], CLUSTER)[0]
+    return world["twin"].exec(master["InstanceId"], script, user=user)
+
+
+def node_ids(world: dict[str, Any]) -> dict[str, str]:
+    return {tags(i)["segway:node"]: i["InstanceId"] for i in instances_of(world["ec2"], CLUSTER)}
+
+
+# ------------------------------------------------------------------------------ steps
+
+
+def test_launch_small_configures_over_ssh(twin: dict[str, Any]) -> None:
+    run = launch(twin, "launch small")
+    succeeded(run)
+    assert run.changed > 0, run
+    nodes = node_ids(twin)
+    assert sorted(nodes) == ["master", "node001", "node002"], nodes
+    # Configured over SSH as admin: the hostnames, the volumes by serial, the exports.
+    assert master_sh(twin, "hostname").strip() == "master"
+    # /home and /data are mounted from the loop devices the twin attached as their volumes.
+    master = twin["twin"].nodes[nodes["master"]]
+    attached = {f"7:{a.minor}" for a in master.attached.values()}
+    for path in ("/home", "/data"):
+        device = master_sh(twin, f"findmnt -rn -o MAJ:MIN --mountpoint {path}").strip()
+        assert device in attached, (path, device, attached)
+    exports = master_sh(twin, "cat /etc/ganesha/segway-exports.conf")
+    assert '"/home"' in exports and '"/data"' in exports, exports
+    summary = json.loads((twin["work"] / "summary.json").read_text())
+    assert summary["configured"] is True, summary
+
+
+def test_example_job_runs_on_a_compute_node(twin: dict[str, Any]) -> None:
+    run = play(twin, "example_job.yml", {"cluster_name": CLUSTER}, timeout=900)
+    succeeded(run)
+    # The playbook itself fails unless the job ran on a compute node under the limit.
+    assert re.search(r"host: node00[12]\b", run.output), run
+
+
+def test_status_shows_nodes_memory_jobs_and_cost(twin: dict[str, Any]) -> None:
+    run = play(twin, "status.yml", {"cluster_name": CLUSTER}, timeout=600)
+    succeeded(run)
+    for word in ("master", "node001", "node002", "mem_requested", "per hour"):
+        assert word in run.output, (word, run)
+    assert run.changed == 0, run
+
+
+def test_files_on_home_and_data_and_nfs_export(twin: dict[str, Any]) -> None:
+    master_sh(twin, f"echo '{MARK}' > ~/results.txt", user="sgeadmin")
+    master_sh(twin, f"echo '{MARK}' > /data/genome.txt")
+    # Ganesha serves /data to the compute nodes for real (checked with libnfs).
+    node = node_ids(twin)["node001"]
+    master_ip = instances_of(twin["ec2"], CLUSTER)[0]["PrivateIpAddress"]
+    listing = twin["twin"].exec(
+        node, f"command -v nfs-ls >/dev/null && nfs-ls 'nfs://{master_ip}/data?version=4'"
+    )
+    assert "genome.txt" in listing, listing
+
+
+def test_second_launch_changes_nothing(twin: dict[str, Any]) -> None:
+    run = launch(twin, "launch small again")
+    succeeded(run)
+    assert run.changed == 0, run
+
+
+def test_medium_waits_for_a_node_that_never_answers(twin: dict[str, Any]) -> None:
+    world = twin["twin"]
+    world.hold = lambda inst: (
+        tags(inst).get("segway:node") == "node004"
+        or (not tags(inst).get("segway:node") and len(world.nodes) >= 4)
+    )
+    run = launch(twin, "launch medium (node004 held)", size="medium", ssh_timeout=20)
+    assert run.returncode != 0, run
+    held = list(world.held)
+    assert len(held) == 1, (held, world.events)
+    assert "node004" in run.flat and held[0] in run.flat, run
+    assert "did not answer SSH" in run.flat, run
+    world.hold = None
+    world.release(held[0])
+    run = launch(twin, "launch medium (re-run)", size="medium")
+    succeeded(run)
+    nodes = node_ids(twin)
+    assert sorted(nodes) == ["master", "node001", "node002", "node003", "node004"], nodes
+    for node in ("node003", "node004"):
+        out = master_sh(
+            twin,
+            f"qsub -sync y -b y -j y -o /dev/null -l h={node} -l mem_requested=100M true "
+            "&& echo done",
+            user="sgeadmin",
+        )
+        assert "exit status 0" in out, (node, out)
+
+
+def test_remove_nodes(twin: dict[str, Any]) -> None:
+    listing = run_inventory("--list", endpoint=twin["proxy"].url, home=twin["home"])
+    assert listing.returncode == 0, listing.stderr
+    run = play(
+        twin,
+        "remove_nodes.yml",
+        {"nodes": "node003,node004"},
+        args=["-i", str(REPO / "inventory" / "ec2_segway.py")],
+    )
+    succeeded(run)
+    hosts = master_sh(twin, "qconf -sel")
+    assert "node003" not in hosts and "node004" not in hosts and "node001" in hosts, hosts
+
+
+def test_teardown_keeps_volumes_and_relaunch_reattaches(twin: dict[str, Any]) -> None:
+    run = play(twin, "teardown.yml", {"cluster_name": CLUSTER, "confirm": True})
+    succeeded(run)
+    state = account_state(twin["ec2"])
+    assert not state["instances"], state
+    kept = {v for v, s in state["volumes"] if s == "available"}
+    assert len(kept) == 2, state  # /home and /data
+    twin["twin"].wait_quiet()
+    assert twin["twin"].containers() == [], twin["twin"].containers()
+    run = launch(twin, "relaunch with kept volumes")
+    succeeded(run)
+    assert master_sh(twin, "cat ~/results.txt", user="sgeadmin").strip() == MARK
+    assert master_sh(twin, "cat /data/genome.txt").strip() == MARK
+
+
+def test_teardown_delete_volumes_leaves_nothing(twin: dict[str, Any]) -> None:
+    run = play(
+        twin, "teardown.yml", {"cluster_name": CLUSTER, "confirm": True, "delete_volumes": True}
+    )
+    succeeded(run)
+    twin["twin"].wait_quiet()
+    state = account_state(twin["ec2"])
+    assert not state["instances"] and not state["volumes"], state
+    assert not state["security_groups"] and not state["key_pairs"], state
+    assert twin["twin"].containers() == []
+    assert twin["twin"].loops() == []
+    assert not list((twin["work"] / "volumes").glob("*.img"))
+    assert not twin["twin"].errors, twin["twin"].errors
