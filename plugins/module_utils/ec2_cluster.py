@@ -15,9 +15,10 @@ and let botocore's errors through; each caller reports them its own way.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 LOG = logging.getLogger("segway.ec2_cluster")
@@ -208,12 +209,17 @@ def group_name(cluster: str) -> str:
 
 
 def known_hosts_file(cluster: str) -> str:
-    """Per-cluster known_hosts: new instances are trusted on first use, then checked."""
-    return f"~/.ssh/segway_{cluster}_known_hosts"
+    """Per-cluster known_hosts: new instances are trusted on first use, then checked.
+
+    Expanded here, on the controller, with HOME as teardown expands it when it deletes
+    the file: ssh itself would expand ~ with the account's home from passwd, which is
+    another directory when HOME is set elsewhere (found on the EC2 twin)."""
+    return os.path.expanduser(f"~/.ssh/segway_{cluster}_known_hosts")
 
 
-def ssh_options(cluster: str) -> str:
-    return f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={known_hosts_file(cluster)}"
+def ssh_options(cluster: str, quote: Callable[[str], str] = shlex.quote) -> str:
+    known = quote("UserKnownHostsFile=" + known_hosts_file(cluster))
+    return f"-o StrictHostKeyChecking=accept-new -o {known}"
 
 
 def proxy_args(cluster: str, master_address: str, access: HostAccess) -> str:
@@ -229,7 +235,7 @@ def proxy_args(cluster: str, master_address: str, access: HostAccess) -> str:
 
     key = f" -i {arg(access.ssh_private_key_file)}" if access.ssh_private_key_file else ""
     target = arg(f"{access.ssh_user}@{master_address}")
-    jump = f"ssh -W %h:%p -q{key} {ssh_options(cluster)} {target}"
+    jump = f"ssh -W %h:%p -q{key} {ssh_options(cluster, arg)} {target}"
     return f"{ssh_options(cluster)} -o {shlex.quote('ProxyCommand=' + jump)}"
 
 

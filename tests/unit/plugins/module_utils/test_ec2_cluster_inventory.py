@@ -10,6 +10,7 @@ clusters, and the ProxyCommand's quoting.
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 from typing import Any
 
@@ -43,6 +44,8 @@ def instance(node: str, role: str, **fields: Any) -> dict[str, Any]:
 
 
 SHAPES = {"m7i.xlarge": {"vcpus": 4, "memory_mib": 16384}}
+# ssh would expand ~ with the passwd home, not HOME: the inventory hands it expanded.
+KNOWN = os.path.expanduser("~/.ssh/segway_c1_known_hosts")
 
 
 def proxy_command_argv(common_args: str) -> list[str]:
@@ -75,10 +78,10 @@ def test_private_compute_nodes_are_reached_through_the_master() -> None:
         "-o",
         "StrictHostKeyChecking=accept-new",
         "-o",
-        "UserKnownHostsFile=~/.ssh/segway_c1_known_hosts",
+        f"UserKnownHostsFile={KNOWN}",
         "admin@198.51.100.5",
     ]
-    assert "UserKnownHostsFile=~/.ssh/segway_c1_known_hosts" in proxy
+    assert f"UserKnownHostsFile={KNOWN}" in proxy
     # A compute node with its own public address is reached directly.
     assert hv["node002"]["ansible_host"] == "198.51.100.6"
     assert "ProxyCommand" not in hv["node002"]["ansible_ssh_common_args"]
@@ -102,7 +105,7 @@ def test_ssh_address_private_reaches_every_node_at_its_private_address() -> None
     }
     for v in hv.values():
         assert "ProxyCommand" not in v["ansible_ssh_common_args"]
-        assert "UserKnownHostsFile=~/.ssh/segway_c1_known_hosts" in v["ansible_ssh_common_args"]
+        assert f"UserKnownHostsFile={KNOWN}" in v["ansible_ssh_common_args"]
         assert v["ansible_ssh_private_key_file"] == "/keys/id"
     # The public addresses are still described for the user.
     assert hv["master"]["segway_public_ip"] == "198.51.100.5"
@@ -322,3 +325,18 @@ def test_teardown_plan_keeps_what_is_not_only_the_clusters() -> None:
     assert not plan["empty"]
     gone = {**owned, "instances": [], "launch_templates": [], "key_pairs": []}
     assert teardown_plan(gone, delete_volumes=False)["empty"]
+
+
+def test_known_hosts_path_is_expanded_with_home_and_quoted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ssh expands ~ with the account's passwd home; teardown deletes the file under HOME.
+    The inventory gives ssh the path under HOME, quoted, even with a space in it."""
+    monkeypatch.setenv("HOME", "/tmp/a home")
+    access = HostAccess(cluster="c1", ssh_private_key_file="/keys/id")
+    nodes = [
+        instance("master", "master", PublicIpAddress="198.51.100.5"),
+        instance("node001", "compute"),
+    ]
+    hv = build_inventory(nodes, SHAPES, {}, access)["_meta"]["hostvars"]
+    known = "UserKnownHostsFile=/tmp/a home/.ssh/segway_c1_known_hosts"
+    assert known in shlex.split(hv["master"]["ansible_ssh_common_args"])
+    assert known in proxy_command_argv(hv["node001"]["ansible_ssh_common_args"])
