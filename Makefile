@@ -16,7 +16,7 @@ LOCAL_VOLUMES ?= [{"name": "data", "size": 4, "mount": "/data"}]
 DELETE_VOLUMES ?= false
 LOCAL := -e provider=local -e cluster_name=$(CLUSTER)
 
-.PHONY: setup test lint pytest molecule engine image clean cluster status cluster-down sanity
+.PHONY: setup test lint pytest molecule engine image clean cluster status cluster-down sanity twin
 
 ## setup: Python venv with Ansible, molecule, linters, moto; the collection link.
 setup: $(BIN)/.installed .collections/ansible_collections/segway/cluster
@@ -43,8 +43,17 @@ lint: setup
 	ruff format --check .
 	ansible-lint --profile production
 
-pytest: setup
-	pytest -q tests
+## pytest: every test under tests/. The EC2 twin's run (tests/ec2/test_ec2_twin.py, about
+## 20 minutes, mostly waiting on SSH and its containers) goes beside the others, its
+## output shown when both are done; the node image is built first, once.
+TWIN_TEST := tests/ec2/test_ec2_twin.py
+pytest: setup image
+	mkdir -p .cache
+	pytest -q -s -p no:cacheprovider $(TWIN_TEST) > .cache/twin-test.log 2>&1 & twin=$$!; \
+	rc=0; pytest -q tests --ignore=$(TWIN_TEST) || rc=$$?; \
+	trc=0; wait $$twin || trc=$$?; \
+	echo "--- $(TWIN_TEST) (rc $$trc):"; cat .cache/twin-test.log; \
+	exit $$(( rc ? rc : trc ))
 
 engine:
 	harness/ensure_docker.sh
@@ -70,6 +79,12 @@ status: setup
 ## image and /home are kept (DELETE_VOLUMES=true deletes them too).
 cluster-down: setup
 	ansible-playbook playbooks/teardown.yml $(LOCAL) -e confirm=true -e delete_volumes=$(DELETE_VOLUMES)
+
+## twin: an EC2 twin to launch into by hand (root, Docker): moto_server for the API and
+## a systemd container per instance (tests/ec2/ec2_twin.py). Prints the environment and
+## the inputs to use; Ctrl-C removes its containers, loop devices and volume images.
+twin: setup image
+	$(BIN)/python tests/ec2/twin_serve.py
 
 ## sanity: ansible-test sanity, offline but for PyPI (see tests/sanity/get_pip_offline.py).
 ## ansible-test wants the tree under .../ansible_collections/segway/cluster, resolves the

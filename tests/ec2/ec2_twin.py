@@ -160,6 +160,9 @@ class Node:
     cluster: str = ""
     role: str = ""
     root_volume: str = ""
+    # moto gives an instance launched from a template with a root mapping two volumes:
+    # its default root (/dev/sda1) and the template's. Neither is an attached data disk.
+    launch_volumes: set[str] = field(default_factory=set)
     root_size_gib: int = 8
     attached: dict[str, Attachment] = field(default_factory=dict)
     # Mounts standing in for NFS: mount point -> (loop minor, read-only).
@@ -409,6 +412,9 @@ class Ec2Twin:
             cluster=tags.get("segway:cluster", ""),
             role=tags.get("segway:role", ""),
             root_volume=self._root_volume(inst),
+            launch_volumes={
+                m.get("Ebs", {}).get("VolumeId", "") for m in inst.get("BlockDeviceMappings", [])
+            },
         )
         if node.root_volume:
             root = self.ec2.describe_volumes(VolumeIds=[node.root_volume])["Volumes"]
@@ -568,6 +574,7 @@ class Ec2Twin:
             if a.get("InstanceId") == node.instance_id
             and a.get("State") in ("attaching", "attached")
             and vid != node.root_volume
+            and vid not in node.launch_volumes
         }
         pid = self._pid(node)
         for vid in sorted(wanted - set(node.attached)):
