@@ -645,7 +645,7 @@ class Ec2Twin:
             if exports:
                 for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
                     parts = line.split()
-                    major, _, minor = parts[2].partition(":")
+                    major, minor = parts[2].split(":", 1)
                     owned = {a.minor for a in master.attached.values()}
                     if major == str(LOOP_MAJOR) and int(minor) in owned:
                         minor_at[parts[4]] = int(minor)
@@ -703,7 +703,7 @@ class Ec2Twin:
 
     def _unmirror(self, node: Node, minors: set[int]) -> None:
         pid = self._pid(node)
-        for path, (minor, _) in list(node.mirrors.items()):
+        for path, (minor, _read_only) in list(node.mirrors.items()):
             if minor in minors:
                 self._unmount(node, pid, path)
 

@@ -31,7 +31,7 @@ from ec2_twin import PUBLIC_GATEWAY, Ec2Twin
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--env", type=Path, help="also write the environment to this file")
     parser.add_argument("--name", default="segway-twin", help="docker names and labels")
     args = parser.parse_args()
