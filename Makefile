@@ -16,7 +16,7 @@ LOCAL_VOLUMES ?= [{"name": "data", "size": 4, "mount": "/data"}]
 DELETE_VOLUMES ?= false
 LOCAL := -e provider=local -e cluster_name=$(CLUSTER)
 
-.PHONY: setup test lint pytest molecule engine image clean cluster status cluster-down sanity twin
+.PHONY: setup test lint pytest molecule engine image clean cluster status cluster-down sanity twin test-twin
 
 ## setup: Python venv with Ansible, molecule, linters, moto; the collection link.
 setup: $(BIN)/.installed .collections/ansible_collections/segway/cluster
@@ -43,17 +43,15 @@ lint: setup
 	ruff format --check .
 	ansible-lint --profile production
 
-## pytest: every test under tests/. The EC2 twin's run (tests/ec2/test_ec2_twin.py, about
-## 20 minutes, mostly waiting on SSH and its containers) goes beside the others, its
-## output shown when both are done; the node image is built first, once.
+## pytest: every test under tests/ but the EC2 twin's end-to-end run (make test-twin).
 TWIN_TEST := tests/ec2/test_ec2_twin.py
-pytest: setup image
-	mkdir -p .cache
-	pytest -q -s -p no:cacheprovider $(TWIN_TEST) > .cache/twin-test.log 2>&1 & twin=$$!; \
-	rc=0; pytest -q tests --ignore=$(TWIN_TEST) || rc=$$?; \
-	trc=0; wait $$twin || trc=$$?; \
-	echo "--- $(TWIN_TEST) (rc $$trc):"; cat .cache/twin-test.log; \
-	exit $$(( rc ? rc : trc ))
+pytest: setup
+	pytest -q tests --ignore=$(TWIN_TEST)
+
+## test-twin: the README's EC2 commands over SSH on the EC2 twin (root, Docker; about 20
+## minutes): tests/ec2/test_ec2_twin.py. Not yet part of make test (issue 15's notes).
+test-twin: setup image
+	pytest -q -s $(TWIN_TEST)
 
 engine:
 	harness/ensure_docker.sh

@@ -107,6 +107,19 @@ class TwinError(RuntimeError):
     pass
 
 
+class LoggedList(list):
+    """A list whose appends also go, time-stamped, to a log file."""
+
+    def __init__(self, path: Path, kind: str) -> None:
+        super().__init__()
+        self.path, self.kind = path, kind
+
+    def append(self, item: Any) -> None:
+        super().append(item)
+        with self.path.open("a") as log:
+            log.write(f"{time.strftime('%H:%M:%S')} {self.kind} {item}\n")
+
+
 def sh(*argv: str, check: bool = True, timeout: float = 120, **kw: Any) -> str:
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, **kw)
     if check and proc.returncode != 0:
@@ -199,8 +212,9 @@ class Ec2Twin:
         self.vpc_net = f"{name}-vpc"
         self.public_net = f"{name}-public"
         self.nodes: dict[str, Node] = {}
-        self.errors: list[str] = []
-        self.events: list[str] = []
+        # Also written, as they happen, to <work>/twin.log (read it after a failure).
+        self.errors: list[str] = LoggedList(work / "twin.log", "error")
+        self.events: list[str] = LoggedList(work / "twin.log", "event")
         # Instances whose containers are created but not started (a node that never
         # answers): a predicate over moto's description of the instance.
         self.hold: Callable[[Mapping[str, Any]], bool] | None = None
@@ -498,7 +512,10 @@ class Ec2Twin:
                 "KeyPairs"
             ]
             key = pairs[0].get("PublicKey", "").strip() if pairs else ""
+        # cloud-init makes the user late in the boot: here too, once systemd is up (at
+        # boot systemd-sysusers holds the lock on /etc/passwd that useradd needs).
         script = f"""
+            timeout 120 systemctl is-system-running --wait >/dev/null 2>&1 || true
             id -u {LOGIN_USER} >/dev/null 2>&1 ||
                 useradd -m -u {LOGIN_UID} -U -s /bin/bash {LOGIN_USER}
             echo '{LOGIN_USER} ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/90-cloud-init-users
