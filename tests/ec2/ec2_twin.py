@@ -547,7 +547,9 @@ class Ec2Twin:
 
     @staticmethod
     def _nsenter(pid: int, script: str) -> str:
-        return sh("nsenter", "-t", str(pid), "-m", "-p", "--", "sh", "-euc", script)
+        # The container's mount, PID and UTS namespaces: without -u, `hostname` in a
+        # script would rename this machine (it did, once).
+        return sh("nsenter", "-t", str(pid), "-m", "-p", "-u", "--", "sh", "-euc", script)
 
     # ------------------------------------------------------------------ volumes
 
