@@ -33,6 +33,7 @@ import json
 import os
 import pwd
 import re
+import socket
 import subprocess
 import tempfile
 import time
@@ -75,6 +76,9 @@ def twin(moto, home: Path, ssh_key: Path) -> Iterator[dict[str, Any]]:
     built = sh(str(REPO / "harness" / "build_image.sh"), timeout=1800)
     assert built.returncode == 0, built.stderr[-2000:]
     moto.reset()
+    # The twin runs scripts in the containers' namespaces: a `hostname` that reached this
+    # machine's own UTS namespace once renamed it, and its Grid Engine cell with it.
+    hostname = socket.gethostname()
     # A short path: ssh's ControlPath sockets and the volume images live under it.
     work = Path(tempfile.mkdtemp(prefix="segway-twin."))
     twin = Ec2Twin(moto.url, work).start()
@@ -101,6 +105,7 @@ def twin(moto, home: Path, ssh_key: Path) -> Iterator[dict[str, Any]]:
             sh("rm", "-rf", str(work))
         for name, (seconds, calls) in world["timings"].items():
             print(f"\ntwin {name}: {seconds:.0f} s, {calls} EC2 API calls")
+        assert socket.gethostname() == hostname, "the twin renamed this machine"
 
 
 def launch_vars(world: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -298,8 +303,10 @@ def test_teardown_delete_volumes_leaves_nothing(twin: dict[str, Any]) -> None:
     twin["twin"].wait_quiet()
     state = account_state(twin["ec2"])
     assert not state["instances"], state
-    # moto keeps a terminated instance's root volumes, attached with DeleteOnTermination,
-    # which EC2 deletes with the instance: every other volume must be gone.
+    # moto keeps a terminated instance's root volumes (its template's and one more) attached
+    # at the image's root device, with no DeleteOnTermination in the answer; EC2 deletes
+    # them with the instance, as the template asks. Every other volume must be gone.
+    root = twin["ec2"].describe_images(ImageIds=[twin["image"]])["Images"][0]["RootDeviceName"]
     gone = {
         i["InstanceId"]
         for r in twin["ec2"].describe_instances()["Reservations"]
@@ -310,7 +317,7 @@ def test_teardown_delete_volumes_leaves_nothing(twin: dict[str, Any]) -> None:
         v
         for v in twin["ec2"].describe_volumes()["Volumes"]
         if not v["Attachments"]
-        or not all(a["InstanceId"] in gone and a["DeleteOnTermination"] for a in v["Attachments"])
+        or not all(a["InstanceId"] in gone and a["Device"] == root for a in v["Attachments"])
     ]
     assert not left, left
     assert not state["security_groups"] and not state["key_pairs"], state
