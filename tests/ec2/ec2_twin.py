@@ -176,6 +176,9 @@ class Node:
     # moto gives an instance launched from a template with a root mapping two volumes:
     # its default root (/dev/sda1) and the template's. Neither is an attached data disk.
     launch_volumes: set[str] = field(default_factory=set)
+    # Both are attached at the root device (moto says /dev/sda1 whatever the image's name,
+    # and lists only one of them in the instance's mappings); no data disk is attached there.
+    root_devices: set[str] = field(default_factory=lambda: {"/dev/sda1"})
     root_size_gib: int = 8
     attached: dict[str, Attachment] = field(default_factory=dict)
     # Mounts standing in for NFS: mount point -> (loop minor, read-only).
@@ -429,6 +432,7 @@ class Ec2Twin:
             launch_volumes={
                 m.get("Ebs", {}).get("VolumeId", "") for m in inst.get("BlockDeviceMappings", [])
             },
+            root_devices={"/dev/sda1", inst.get("RootDeviceName") or "/dev/sda1"},
         )
         if node.root_volume:
             root = self.ec2.describe_volumes(VolumeIds=[node.root_volume])["Volumes"]
@@ -594,6 +598,7 @@ class Ec2Twin:
             and a.get("State") in ("attaching", "attached")
             and vid != node.root_volume
             and vid not in node.launch_volumes
+            and a.get("Device") not in node.root_devices
         }
         pid = self._pid(node)
         for vid in sorted(wanted - set(node.attached)):
