@@ -46,7 +46,7 @@ lint: setup
 ## pytest: every test under tests/ but the EC2 twin's end-to-end run (make test-twin).
 TWIN_TEST := tests/ec2/test_ec2_twin.py
 pytest: setup
-	pytest -q tests --ignore=$(TWIN_TEST)
+	pytest -q --durations=25 tests --ignore=$(TWIN_TEST)
 
 ## test-twin: the README's EC2 commands over SSH on the EC2 twin (root, Docker; about 20
 ## minutes): tests/ec2/test_ec2_twin.py. Not yet part of make test (issue 15's notes).
