@@ -50,6 +50,7 @@ import shutil
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,6 +156,34 @@ def sysfs_script(name: str, serial: str, size_gib: int) -> str:
     )
 
 
+def start_time(pid: int) -> str:
+    """When process `pid` started (field 22 of /proc/<pid>/stat), '' if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def filesystem_uuid(device: str) -> str:
+    """The UUID blkid reports for an ext2/3/4 or XFS filesystem on `device`, else ''.
+
+    Read from the superblock in Python: the udev thread looks ten times a second, and a
+    blkid process each time cost more than the look. ebs_mount makes only these two."""
+    try:
+        with open(device, "rb") as stream:
+            head = stream.read(2048)
+    except OSError:
+        return ""
+    if head[:4] == b"XFSB":
+        raw = head[32:48]
+    elif head[1024 + 0x38 : 1024 + 0x3A] == b"\x53\xef":
+        raw = head[1024 + 0x68 : 1024 + 0x78]
+    else:
+        return ""
+    return str(uuid.UUID(bytes=raw))
+
+
 @dataclass
 class Attachment:
     volume_id: str
@@ -186,6 +215,10 @@ class Node:
     # udev's /dev/disk/by-uuid links the twin keeps: volume id -> filesystem UUID.
     uuid_links: dict[str, str] = field(default_factory=dict)
     cloud_init_done: bool = False
+    # The container's init as last seen: its PID and its start time (/proc/<pid>/stat),
+    # so the threads need not ask docker each time (see Ec2Twin._pid).
+    pid: int = 0
+    pid_started: str = ""
 
     def free_minor(self) -> int:
         used = {a.minor for a in self.attached.values()}
@@ -223,6 +256,9 @@ class Ec2Twin:
         self.hold: Callable[[Mapping[str, Any]], bool] | None = None
         self.held: set[str] = set()
         self.ignored: set[str] = set()  # instances the twin cannot play (reported once)
+        # Master instance -> ((init PID, export list mtime, its text), exports) last found
+        # with Ganesha running (_exports).
+        self._exports_seen: dict[str, tuple[tuple[int, int, str], dict]] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -342,22 +378,18 @@ class Ec2Twin:
         if not pid:
             return
         for vid, att in list(node.attached.items()):
-            probe = subprocess.run(
-                ["blkid", "-p", "-s", "UUID", "-o", "value", f"/dev/loop{att.minor}"],
-                capture_output=True, text=True, check=False, timeout=30,
-            )  # fmt: skip
-            uuid = probe.stdout.strip() if probe.returncode == 0 else ""
-            if uuid == node.uuid_links.get(vid, ""):
+            found = filesystem_uuid(f"/dev/loop{att.minor}")
+            if found == node.uuid_links.get(vid, ""):
                 continue
             old = node.uuid_links.get(vid, "")
             script = "mkdir -p /dev/disk/by-uuid"
             if old:
                 script += f"; rm -f /dev/disk/by-uuid/{old}"
-            if uuid:
-                script += f"; ln -sfn ../../{att.name} /dev/disk/by-uuid/{uuid}"
+            if found:
+                script += f"; ln -sfn ../../{att.name} /dev/disk/by-uuid/{found}"
             self._nsenter(pid, script)
-            node.uuid_links[vid] = uuid
-            self.events.append(f"udev {vid} {node.instance_id} uuid={uuid or '-'}")
+            node.uuid_links[vid] = found
+            self.events.append(f"udev {vid} {node.instance_id} uuid={found or '-'}")
 
     def _poll(self, every: float) -> None:
         while not self._stop.wait(every):
@@ -492,8 +524,17 @@ class Ec2Twin:
         self.reconcile(reason="release")
 
     def _pid(self, node: Node) -> int:
+        """The PID of the container's init, 0 when it is not running.
+
+        Asked of docker only when the one seen last has gone (same PID, same start time:
+        not reused): the poll and udev threads look many times a second, and a
+        `docker inspect` each time kept a good part of this 2-core machine busy."""
+        if node.pid and start_time(node.pid) == node.pid_started:
+            return node.pid
         out = sh("docker", "inspect", "-f", "{{.State.Pid}}", node.container, check=False)
-        return int(out.strip() or 0)
+        pid = int(out.strip() or 0)
+        node.pid, node.pid_started = pid, start_time(pid) if pid else ""
+        return pid
 
     def _ensure_running(self, node: Node, inst: Mapping[str, Any]) -> None:
         pid = self._pid(node)
@@ -622,9 +663,9 @@ class Ec2Twin:
             )
             self._free_loops([att.minor])
             del node.attached[vid]
-            uuid = node.uuid_links.pop(vid, "")
-            if uuid:
-                self._nsenter(pid, f"rm -f /dev/disk/by-uuid/{uuid}")
+            link = node.uuid_links.pop(vid, "")
+            if link:
+                self._nsenter(pid, f"rm -f /dev/disk/by-uuid/{link}")
             self.events.append(f"detach {vid} {node.instance_id}")
 
     def _snapshots(self, volumes: Mapping[str, Mapping[str, Any]]) -> None:
@@ -707,8 +748,15 @@ class Ec2Twin:
         conf = Path(f"/proc/{pid}/root/etc/ganesha/segway-exports.conf")
         try:
             text = conf.read_text()
+            seen = (pid, conf.stat().st_mtime_ns, text)
         except OSError:
             return {}
+        # Once Ganesha was found running with this export list, the answer stands until
+        # the list changes (configure restarts Ganesha when it does) or the master
+        # restarts: a `docker exec` every second cost more than the rest of a poll.
+        cached = self._exports_seen.get(master.instance_id)
+        if cached and cached[0] == seen:
+            return cached[1]
         probe = ["docker", "exec", master.container, "systemctl", "is-active", "--quiet"]
         running = subprocess.run([*probe, "nfs-ganesha"], check=False, capture_output=True)
         if running.returncode != 0:
@@ -723,6 +771,7 @@ class Ec2Twin:
                     {c.strip() for c in clients.group(1).split(",")},
                     bool(access and access.group(1) == "RO"),
                 )
+        self._exports_seen[master.instance_id] = (seen, exports)
         return exports
 
     def _unmirror(self, node: Node, minors: set[int]) -> None:
