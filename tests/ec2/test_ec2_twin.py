@@ -194,12 +194,26 @@ def test_example_job_runs_on_a_compute_node(twin: dict[str, Any]) -> None:
     assert re.search(r"host: node00[12]\b", run.output), run
 
 
+def known_at(world: dict[str, Any], address: str) -> bool:
+    """Whether ssh recorded a host key for `address` in the cluster's known_hosts (hashed
+    names: Debian's ssh_config sets HashKnownHosts)."""
+    known = world["home"] / ".ssh" / f"segway_{CLUSTER}_known_hosts"
+    return sh("ssh-keygen", "-F", address, "-f", str(known)).returncode == 0
+
+
 def test_status_shows_nodes_memory_jobs_and_cost(twin: dict[str, Any]) -> None:
-    run = play(twin, "status.yml", {"cluster_name": CLUSTER}, timeout=600)
+    """status.yml as a controller inside the VPC runs it: ssh_address=private (this
+    machine reaches the containers' private addresses, as a bastion would)."""
+    master = instances_of(twin["ec2"], CLUSTER)[0]
+    assert known_at(twin, master["PublicIpAddress"]), "launch went to the public address"
+    assert not known_at(twin, master["PrivateIpAddress"])
+    run = play(twin, "status.yml", {"cluster_name": CLUSTER, "ssh_address": "private"})
     succeeded(run)
     for word in ("master", "node001", "node002", "mem_requested", "per hour"):
         assert word in run.output, (word, run)
     assert run.changed == 0, run
+    # Grid Engine was asked on the master by its private address.
+    assert known_at(twin, master["PrivateIpAddress"])
 
 
 def test_files_on_home_and_data_and_nfs_export(twin: dict[str, Any]) -> None:
@@ -264,10 +278,20 @@ def test_medium_waits_for_a_node_that_never_answers(twin: dict[str, Any]) -> Non
 
 def test_remove_nodes(twin: dict[str, Any]) -> None:
     """remove_nodes.yml as the README gives it, on the dynamic inventory."""
-    env = {"SEGWAY_CLUSTER": CLUSTER, "SEGWAY_SSH_PRIVATE_KEY_FILE": str(twin["key"])}
+    # As from inside the VPC: the inventory gives every node's private address.
+    env = {
+        "SEGWAY_CLUSTER": CLUSTER,
+        "SEGWAY_SSH_PRIVATE_KEY_FILE": str(twin["key"]),
+        "SEGWAY_SSH_ADDRESS": "private",
+    }
     listing = run_inventory("--list", endpoint=twin["proxy"].url, home=twin["home"], env=env)
     assert listing.returncode == 0, listing.stderr
-    assert {"node003", "node004"} <= set(json.loads(listing.stdout)["compute"]["hosts"])
+    inventory = json.loads(listing.stdout)
+    assert {"node003", "node004"} <= set(inventory["compute"]["hosts"])
+    for inst in instances_of(twin["ec2"], CLUSTER):
+        host = inventory["_meta"]["hostvars"][tags(inst)["segway:node"]]
+        assert host["ansible_host"] == inst["PrivateIpAddress"], host
+        assert "ProxyCommand" not in host["ansible_ssh_common_args"], host
     run = play(
         twin,
         "remove_nodes.yml",
@@ -278,6 +302,9 @@ def test_remove_nodes(twin: dict[str, Any]) -> None:
     succeeded(run)
     hosts = master_sh(twin, "qconf -sel", user="sgeadmin").split()
     assert "node001" in hosts and not {"node003", "node004"} & set(hosts), hosts
+    # configure.yml ran on every node over its private address.
+    for inst in instances_of(twin["ec2"], CLUSTER):
+        assert known_at(twin, inst["PrivateIpAddress"]), tags(inst)
 
 
 def test_teardown_keeps_volumes_and_relaunch_reattaches(twin: dict[str, Any]) -> None:
