@@ -97,7 +97,7 @@ def test_action_group_is_the_modules_that_take_the_shared_options():
         for path in MODULES.glob("*.py")
     }
     extending = sorted(name for name, used in fragments.items() if "segway.cluster.sge" in used)
-    assert sorted(group) == extending == ["sge_complex", "sge_object"]
+    assert sorted(group) == extending == ["sge_autoscale", "sge_complex", "sge_object"]
     fragment = yaml.safe_load(sge_fragment.ModuleDocFragment.DOCUMENTATION)
     assert fragment["attributes"]["action_group"]["membership"] == ["segway.cluster.sge"]
     for name in group:
