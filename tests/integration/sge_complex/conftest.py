@@ -35,9 +35,31 @@ def is_test_complex(name: str) -> bool:
     return name in TEST_COMPLEXES or name.startswith(PROBE_PREFIX)
 
 
-def run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
+def run(
+    argv: list[str], check: bool = True, user: str | None = None
+) -> subprocess.CompletedProcess:
+    """Run a command with the cell's environment; as `user` (through runuser) if given,
+    from `/`, which the user can read."""
     env = dict(os.environ, **SGE_ENV)
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
+    if user:
+        argv = [
+            "runuser",
+            "-u",
+            user,
+            "--",
+            "env",
+            *(f"{k}={v}" for k, v in SGE_ENV.items()),
+            *argv,
+        ]
+    proc = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/" if user else None,
+        timeout=300,
+        check=False,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(
             f"{' '.join(argv)} failed (rc={proc.returncode}):\n{proc.stdout}{proc.stderr}"
@@ -56,6 +78,8 @@ class Sge:
     host: str
     tmp: Path
     probe_prefix: str = PROBE_PREFIX
+    user: str = TEST_USER  # unprivileged, submits the tests' jobs
+    queue: str = TEST_QUEUE
 
     # -- reading the real state
     def qconf(self, *args: str, check: bool = True) -> str:
@@ -63,6 +87,14 @@ class Sge:
 
     def qconf_rc(self, *args: str) -> int:
         return run(["qconf", *args], check=False).returncode
+
+    def as_user(self, *argv: str) -> str:
+        """Run a command (qsub, qstat) as the unprivileged test user; its output."""
+        return run(list(argv), user=self.user).stdout
+
+    def qdel(self, *job_ids: str) -> None:
+        """Delete jobs by force, as root; whether they are gone is for the caller to check."""
+        run(["qdel", "-f", *job_ids], check=False)
 
     def complex_list(self) -> str:
         return self.qconf("-sc")
@@ -151,12 +183,13 @@ class Sge:
         become_user: str | None = None,
         environment: dict | None = None,
         fails: bool = False,
+        module: str = "segway.cluster.sge_complex",
     ) -> dict:
-        """Run segway.cluster.sge_complex through ansible-playbook; return the task result.
+        """Run a module (sge_complex by default) through ansible-playbook; its task result.
 
         The result must have failed if `fails` is true, and must not have otherwise.
         """
-        task: dict = {"segway.cluster.sge_complex": args}
+        task: dict = {module: args}
         if check:
             task["check_mode"] = True
         if diff:

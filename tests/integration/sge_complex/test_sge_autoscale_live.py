@@ -13,21 +13,12 @@ and the complex, so the cell is left as it was found. Run as root; see conftest.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# As in conftest.py (its fixtures are used; the module itself is not importable here).
-REPO = Path(__file__).resolve().parents[3]
-SGE_ENV = {"SGE_ROOT": "/var/lib/gridengine", "SGE_CELL": "default"}
-TEST_USER = "sgetest"
-TEST_QUEUE = "zz_it.q"
-MANAGED_PYTHON = "/usr/bin/python3"
 MODULE = "segway.cluster.sge_autoscale"
 # Instance types: `small` offers 1.5G of mem_requested (2048 MiB minus the 512M reserve),
 # `big` 7.5G. A 3G job fits `big` only; a 64G job fits neither.
@@ -36,74 +27,20 @@ BIG = {"vcpus": 2, "memory_mib": 8192}
 
 
 def run_autoscale(sge, args: dict, *, check: bool = False, diff: bool = False) -> dict:
-    """Run the module through ansible-playbook, as Sge.run_module runs sge_complex."""
-    task: dict = {MODULE: args, "check_mode": check, "diff": diff}
-    play = [
-        {
-            "hosts": "localhost",
-            "connection": "local",
-            "gather_facts": False,
-            "vars": {"ansible_python_interpreter": MANAGED_PYTHON},
-            "tasks": [task],
-        }
-    ]
-    playbook = sge.tmp / "autoscale_play.yml"
-    playbook.write_text(json.dumps(play))
-    env = dict(
-        os.environ,
-        ANSIBLE_STDOUT_CALLBACK="json",
-        ANSIBLE_PIPELINING="1",
-        ANSIBLE_LOCALHOST_WARNING="0",
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
-    )
-    proc = subprocess.run(
-        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", playbook],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    try:
-        report = json.loads(proc.stdout)
-        result = report["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    except (ValueError, KeyError, IndexError) as error:
-        raise AssertionError(
-            f"ansible-playbook gave no task result ({error}), "
-            f"rc={proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-        ) from error
-    assert not result.get("failed"), json.dumps(result, indent=1)
-    assert proc.returncode == 0, proc.stderr
-    return result
-
-
-def sge_command(*argv: str, user: str | None = None) -> str:
-    prefix = ["runuser", "-u", user, "--", "env", *(f"{k}={v}" for k, v in SGE_ENV.items())]
-    proc = subprocess.run(
-        [*(prefix if user else []), *argv],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, **SGE_ENV),
-        cwd="/",
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, f"{' '.join(argv)}: {proc.stdout}{proc.stderr}"
-    return proc.stdout
+    return sge.run_module(args, check=check, diff=diff, module=MODULE)
 
 
 class Jobs:
     """Jobs the test user submits; deleted again at the end of the test."""
 
-    def __init__(self) -> None:
+    def __init__(self, sge) -> None:
+        self.sge = sge
         self.ids: list[str] = []
 
     def submit(self, name: str, *options: str) -> str:
-        out = sge_command(
-            "qsub", "-terse", "-b", "y", "-o", "/dev/null", "-e", "/dev/null", "-q", TEST_QUEUE,
-            "-N", name, *options, "/bin/sleep", "600",
-            user=TEST_USER,
+        out = self.sge.as_user(
+            "qsub", "-terse", "-b", "y", "-o", "/dev/null", "-e", "/dev/null",
+            "-q", self.sge.queue, "-N", name, *options, "/bin/sleep", "600",
         )  # fmt: skip
         job_id = out.strip().split(".", maxsplit=1)[0]
         self.ids.append(job_id)
@@ -112,16 +49,10 @@ class Jobs:
     def delete(self) -> None:
         if not self.ids:
             return
-        subprocess.run(
-            ["qdel", "-f", *self.ids],
-            env=dict(os.environ, **SGE_ENV),
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+        self.sge.qdel(*self.ids)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            listed = sge_command("qstat", "-u", TEST_USER).split()
+            listed = self.sge.as_user("qstat", "-u", self.sge.user).split()
             if not set(self.ids) & set(listed):
                 return
             time.sleep(0.5)
@@ -133,11 +64,11 @@ def cell(clean) -> Iterator[tuple[object, Jobs]]:
     """The tests' queue on this host, mem_requested=2G here, this host a submit host."""
     clean.add_complex("mem_requested mr MEMORY <= YES YES 0 10")
     clean.set_host_value(clean.host, "mem_requested", "2G")
-    clean.add_queue(TEST_QUEUE, "NONE")
+    clean.add_queue(clean.queue, "NONE")
     added_submit = clean.host not in clean.qconf("-ss", check=False).split()
     if added_submit:
         clean.qconf("-as", clean.host)
-    jobs = Jobs()
+    jobs = Jobs(clean)
     try:
         yield clean, jobs
     finally:
