@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
-from ansible_collections.segway.cluster.plugins.doc_fragments import sge as sge_fragment
 from ansible_collections.segway.cluster.plugins.module_utils import sge
 from ansible_collections.segway.cluster.plugins.modules import sge_complex
 
@@ -288,49 +286,34 @@ def test_explain_consumable_host():
 # --------------------------------------------------------------------------- main()
 
 
-class Exit(Exception):
-    def __init__(self, result):
-        super().__init__(result)
-        self.result = result
-
-
 @pytest.fixture
-def module_exits(monkeypatch):
-    def exit_json(self, **result):
-        raise Exit(dict(result, failed=False))
+def run_main(monkeypatch, call_main):
+    """run_main(args, fake=None, user="root"): sge_complex.main()'s result (conftest.py)."""
 
-    def fail_json(self, msg, **result):
-        raise Exit(dict(result, msg=msg, failed=True))
+    def runner(args, fake=None, user="root"):
+        if fake is not None:
+            monkeypatch.setattr(sge_complex, "open_qconf", lambda module: qconf_for(fake))
+        monkeypatch.setattr(
+            sge_complex.pwd, "getpwuid", lambda uid: type("pw", (), {"pw_name": user})()
+        )
+        return call_main(sge_complex.main, args)
 
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-
-
-def run_main(args, monkeypatch, fake=None, user="root"):
-    if fake is not None:
-        monkeypatch.setattr(sge_complex, "open_qconf", lambda module: qconf_for(fake))
-    monkeypatch.setattr(
-        sge_complex.pwd, "getpwuid", lambda uid: type("pw", (), {"pw_name": user})()
-    )
-    with patch_module_args(args), pytest.raises(Exit) as caught:
-        sge_complex.main()
-    return caught.value.result
+    return runner
 
 
-def test_main_defaults_are_segways_line(module_exits, monkeypatch):
+def test_main_defaults_are_segways_line(run_main, monkeypatch):
     fake = FakeQconfCommand()
-    result = run_main({}, monkeypatch, fake)
+    result = run_main({}, fake)
     assert result["failed"] is False and result["changed"] is True
     assert fake.line("mem_requested") == SEGWAY_LINE
     assert "diff" not in result
     json.dumps(result)
 
 
-def test_main_diff_and_check_mode(module_exits, monkeypatch):
+def test_main_diff_and_check_mode(run_main, monkeypatch):
     fake = FakeQconfCommand()
     result = run_main(
         {"_ansible_check_mode": True, "_ansible_diff": True, "host_values": {HOST: "4G"}},
-        monkeypatch,
         fake,
     )
     assert result["changed"] is True
@@ -338,34 +321,34 @@ def test_main_diff_and_check_mode(module_exits, monkeypatch):
     assert fake.writes == []
 
 
-def test_main_bad_input_fails_before_qconf_is_looked_for(module_exits, monkeypatch):
+def test_main_bad_input_fails_before_qconf_is_looked_for(run_main, monkeypatch):
     def no_qconf(module):
         raise AssertionError("qconf must not be touched")
 
     monkeypatch.setattr(sge_complex, "open_qconf", no_qconf)
-    result = run_main({"default": "3X", "host_values": {"n1": "-1G"}}, monkeypatch)
+    result = run_main({"default": "3X", "host_values": {"n1": "-1G"}})
     assert result["failed"] is True
     assert "default='3X'" in result["msg"] and "host_values[n1]='-1G'" in result["msg"]
     assert len(result["errors"]) == 2
 
 
-def test_main_reports_references(module_exits, monkeypatch):
+def test_main_reports_references(run_main, monkeypatch):
     fake = FakeQconfCommand()
     fake.complexes.append(wanted())
     fake.hosts[HOST] = {"mem_requested": "1G"}
-    result = run_main({"state": "absent"}, monkeypatch, fake)
+    result = run_main({"state": "absent"}, fake)
     assert result["failed"] is True
     assert result["references"] == {"hosts": [HOST], "queues": []}
     assert fake.writes == []
 
 
-def test_main_not_manager(module_exits, monkeypatch):
-    result = run_main({}, monkeypatch, FakeQconfCommand(), user="nobody")
+def test_main_not_manager(run_main, monkeypatch):
+    result = run_main({}, FakeQconfCommand(), user="nobody")
     assert result["failed"] is True
     assert "user 'nobody' is not an SGE manager" in result["msg"]
 
 
-def test_main_qmaster_unreachable(module_exits, monkeypatch):
+def test_main_qmaster_unreachable(run_main, monkeypatch):
     def unreachable(argv, environ_update=None):
         return 1, "", (FIXTURES / "qconf_error_unreachable.txt").read_text()
 
@@ -374,49 +357,43 @@ def test_main_qmaster_unreachable(module_exits, monkeypatch):
         "open_qconf",
         lambda module: sge.Qconf(unreachable, "qconf", "/nonexistent", "default"),
     )
-    result = run_main({}, monkeypatch)
+    result = run_main({})
     assert result["failed"] is True
     assert result["qconf_error"] == "unreachable"
     assert "is unreachable" in result["msg"]
 
 
-def test_main_qconf_missing(module_exits, monkeypatch, tmp_path):
+def test_main_qconf_missing(run_main, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, **kw: None)
-    result = run_main({"sge_root": str(tmp_path)}, monkeypatch)
+    result = run_main({"sge_root": str(tmp_path)})
     assert result["failed"] is True
     assert result["msg"].startswith(f"qconf not found: not in {tmp_path}/bin/<arch>/")
 
 
-def test_main_cell_missing(module_exits, monkeypatch, tmp_path):
+def test_main_cell_missing(run_main, monkeypatch, tmp_path):
     binary = tmp_path / "bin" / "lx-amd64" / "qconf"
     binary.parent.mkdir(parents=True)
     binary.write_text("#!/bin/sh\nexit 1\n")
     binary.chmod(0o755)
-    result = run_main({"sge_root": str(tmp_path), "sge_cell": "nocell"}, monkeypatch)
+    result = run_main({"sge_root": str(tmp_path), "sge_cell": "nocell"})
     assert result["failed"] is True
     assert result["msg"].startswith(f"no Grid Engine cell 'nocell' under sge_root='{tmp_path}'")
 
 
-def test_main_sge_root_and_cell_from_environment(module_exits, monkeypatch, tmp_path):
+def test_main_sge_root_and_cell_from_environment(run_main, monkeypatch, tmp_path):
     monkeypatch.setenv("SGE_ROOT", str(tmp_path))
     monkeypatch.setenv("SGE_CELL", "envcell")
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, **kw: "/bin/true")
-    result = run_main({}, monkeypatch)
+    result = run_main({})
     assert f"no Grid Engine cell 'envcell' under sge_root='{tmp_path}'" in result["msg"]
 
 
-def test_argument_spec_matches_documentation():
+def test_documentation_header_examples_and_return():
+    # That the documented options match ARGUMENT_SPEC: test_documentation.py.
     doc = yaml.safe_load(sge_complex.DOCUMENTATION)
     # sge_root and sge_cell are documented in the collection's doc fragment segway.cluster.sge
     assert "segway.cluster.sge" in doc["extends_documentation_fragment"]
-    doc["options"].update(yaml.safe_load(sge_fragment.ModuleDocFragment.DOCUMENTATION)["options"])
-    spec = sge_complex.ARGUMENT_SPEC
-    assert set(doc["options"]) == set(spec)
-    for name, option in doc["options"].items():
-        assert option["type"] == spec[name]["type"], name
-        assert option.get("default") == spec[name].get("default"), name
-        assert option.get("choices") == spec[name].get("choices"), name
     assert doc["version_added"] == "0.1.0"
     assert yaml.safe_load(sge_complex.EXAMPLES)
     assert set(yaml.safe_load(sge_complex.RETURN)) == {"complex", "hosts_changed", "references"}
