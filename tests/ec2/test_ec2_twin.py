@@ -247,7 +247,7 @@ def test_medium_waits_for_a_node_that_never_answers(twin: dict[str, Any]) -> Non
     world.hold = lambda inst: (
         not world.held and tags(inst).get("segway:role") == "compute" and len(world.nodes) >= 4
     )
-    run = launch(twin, "launch medium (one node held)", size="medium", ssh_timeout=45)
+    run = launch(twin, "launch medium (one node held)", size="medium", ssh_timeout=25)
     assert run.returncode != 0, run
     assert len(world.held) == 1, world.events
     held = next(iter(world.held))
