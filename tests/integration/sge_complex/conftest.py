@@ -85,6 +85,10 @@ class Sge:
     def qconf(self, *args: str, check: bool = True) -> str:
         return run(["qconf", *args], check=check).stdout
 
+    def config(self, *args: str) -> dict[str, str]:
+        """What `qconf ARGS` shows of one object (-sq, -sp, -shgrp, -ssconf), as a dict."""
+        return joined_config(self.qconf(*args))
+
     def qconf_rc(self, *args: str) -> int:
         return run(["qconf", *args], check=False).returncode
 

@@ -101,7 +101,9 @@ def test_no_namespace_loops(role: str) -> None:
 
 def test_both_plays_take_the_same_mapping() -> None:
     check, configure = CONFIGURE
-    assert check["vars"] == configure["vars"]
+    # The second play adds only its own switch: a removal skips what it does not change.
+    own = {"configure_removing": "{{ sge_remove_hosts | default([]) | length > 0 }}"}
+    assert configure["vars"] == {**check["vars"], **own}
     mapping = check["vars"]
     # Each mapped name belongs to a node role and reads another role's setting or fact.
     for name, value in mapping.items():
@@ -156,7 +158,34 @@ def test_sge_modules_get_root_and_cell_once() -> None:
         "group/segway.cluster.sge": {"sge_root": "{{ sge_root }}", "sge_cell": "{{ sge_cell }}"}
     }
     calls = [t for t in block["block"] if any(k.startswith("segway.cluster.sge_") for k in t)]
-    assert len(calls) == 7
+    # Two complexes, then the five other objects in one sge_object run.
+    assert len(calls) == 3
     for task in calls:
         args = next(v for k, v in task.items() if k.startswith("segway.cluster.sge_"))
         assert "sge_root" not in args and "sge_cell" not in args, task["name"]
+
+
+def test_a_removal_changes_only_grid_engine_and_the_exports() -> None:
+    """remove_nodes.yml (sge_remove_hosts) runs roles/nfs and roles/sge, which then only
+    touch the master's export list and Grid Engine; every other step is skipped."""
+    ran = []
+    for task in CONFIGURE[1]["tasks"]:
+        imported = role_import(task)
+        role = imported["name"].rsplit(".", 1)[1]
+        when = task.get("when", "")
+        when = " and ".join(when) if isinstance(when, list) else str(when)
+        if "not configure_removing" not in when:
+            ran.append((role, imported.get("tasks_from", "main")))
+    assert ran == [("nfs", "main"), ("sge", "main")]
+    nfs = yaml_file(REPO / "roles" / "nfs" / "tasks" / "main.yml")
+    client = next(t for t in nfs if t.get("ansible.builtin.include_tasks") == "client.yml")
+    assert "nfs_remove_hosts | length == 0" in client["when"]
+    sge = {
+        t["ansible.builtin.include_tasks"]: t
+        for t in yaml_file(REPO / "roles" / "sge" / "tasks" / "main.yml")
+        if "ansible.builtin.include_tasks" in t
+    }
+    for entry in ("install.yml", "environment.yml"):
+        assert sge[entry]["when"] == "sge_remove_hosts | length == 0", entry
+    assert sge["master.yml"]["when"] == "sge_is_master"
+    assert sge["remove.yml"]["when"] == "sge_remove_hosts | length > 0"

@@ -15,7 +15,7 @@ from ansible_collections.segway.cluster.plugins.doc_fragments import sge as sge_
 
 FRAGMENTS = {"segway.cluster.sge": sge_fragment.ModuleDocFragment.DOCUMENTATION}
 ATTRIBUTES_ONLY = "ansible.builtin.action_common_attributes"  # and its .files etc.: no options
-MODULES = ["ebs_device", "sge_autoscale", "sge_complex"]
+MODULES = ["ebs_device", "sge_autoscale", "sge_complex", "sge_object"]
 # What the documentation and the spec must agree on, with the spec's default when absent.
 KEYS = {"type": "str", "default": None, "required": False, "choices": None, "elements": None}
 
