@@ -468,6 +468,40 @@ def test_inventory_script_lists_all_clusters(world: dict, beta: dict) -> None:
     assert len(inv["cluster_alpha"]["hosts"]) == 5
 
 
+def test_removed_nodes_are_terminated_only_when_ec2_tags_agree(world: dict, beta: dict) -> None:
+    """remove_nodes.yml's last step (roles/ec2_cluster, terminate_nodes) on NODE=ID pairs as
+    the inventory gives them: only a pair EC2 tags the same way, now, is terminated. A stale
+    inventory (an id now another node's, another cluster's instance, an id gone) must not
+    make it terminate anything else."""
+    ec2 = world["ec2"]
+    alpha_ids = {tags(i)["segway:node"]: i["InstanceId"] for i in instances_of(ec2, "alpha")}
+    beta_node = next(i for i in instances_of(ec2, "beta") if tags(i)["segway:node"] == "node001")
+    playbook = world["tmp"] / "terminate.yml"
+    pairs = [
+        f"node004={alpha_ids['node004']}",  # the one to terminate
+        f"node002={alpha_ids['node003']}",  # an id of another node of this cluster
+        f"node001={beta_node['InstanceId']}",  # another cluster's node of that name
+        "node009=i-0123456789abcdef0",  # gone
+    ]
+    task = {
+        "ansible.builtin.include_role": {
+            "name": "segway.cluster.ec2_cluster",
+            "tasks_from": "terminate_nodes",
+        },
+        "vars": {"ec2_cluster_name": "alpha", "ec2_cluster_terminate_nodes": pairs},
+    }
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [task]}]
+    playbook.write_text(json.dumps(play))
+    run = run_playbook(str(playbook), {}, endpoint=world["moto"].url, home=world["home"])
+    assert run.returncode == 0, str(run)
+    assert "Not terminated" in run.flat and "node001, node002, node009." in run.flat, str(run)
+    left = {tags(i)["segway:node"]: i["InstanceId"] for i in instances_of(ec2, "alpha")}
+    assert left == {k: v for k, v in alpha_ids.items() if k != "node004"}, left
+    assert beta_node["InstanceId"] in {i["InstanceId"] for i in instances_of(ec2, "beta")}
+    again = run_playbook(str(playbook), {}, endpoint=world["moto"].url, home=world["home"])
+    assert again.returncode == 0 and again.changed == 0, str(again)
+
+
 # ---------------------------------------------------------------- teardown
 
 

@@ -16,7 +16,8 @@ One cluster, in order (each step needs the one before):
 3. size=medium while node004's instance never answers (its container is not started):
    launch stops naming node004; once the container runs, the same command completes;
    node003 and node004 run jobs.
-4. remove_nodes.yml (inventory/ec2_segway.py) takes node003/node004 out of Grid Engine.
+4. remove_nodes.yml (inventory/ec2_segway.py) takes node003/node004 out of Grid Engine
+   and terminates their instances.
 5. teardown keeps /home and /data; launch again re-attaches them and the files are there.
 6. teardown with delete_volumes=true: nothing of the cluster in moto or docker.
 
@@ -292,6 +293,7 @@ def test_remove_nodes(twin: dict[str, Any]) -> None:
         host = inventory["_meta"]["hostvars"][tags(inst)["segway:node"]]
         assert host["ansible_host"] == inst["PrivateIpAddress"], host
         assert "ProxyCommand" not in host["ansible_ssh_common_args"], host
+    ids_before = node_ids(twin)
     run = play(
         twin,
         "remove_nodes.yml",
@@ -302,6 +304,17 @@ def test_remove_nodes(twin: dict[str, Any]) -> None:
     succeeded(run)
     hosts = master_sh(twin, "qconf -sel", user="sgeadmin").split()
     assert "node001" in hosts and not {"node003", "node004"} & set(hosts), hosts
+    # Their instances are terminated (they stop costing); the other nodes run on.
+    removed = {n: i for n, i in ids_before.items() if n in ("node003", "node004")}
+    assert sorted(node_ids(twin)) == ["master", "node001", "node002"], node_ids(twin)
+    states = {
+        i["InstanceId"]: i["State"]["Name"]
+        for r in twin["ec2"].describe_instances(InstanceIds=list(removed.values()))["Reservations"]
+        for i in r["Instances"]
+    }
+    assert set(states.values()) == {"terminated"}, states
+    twin["twin"].wait_quiet()
+    assert len(twin["twin"].containers()) == 3, twin["twin"].containers()
     # configure.yml ran on every node over its private address.
     for inst in instances_of(twin["ec2"], CLUSTER):
         assert known_at(twin, inst["PrivateIpAddress"]), tags(inst)
