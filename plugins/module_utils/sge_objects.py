@@ -152,6 +152,7 @@ COMMA_LIST_ATTRIBUTES = frozenset(
     {
         "slots",
         "complex_values",
+        "seq_no",
         "load_thresholds",
         "suspend_thresholds",
         "params",

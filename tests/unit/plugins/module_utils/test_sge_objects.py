@@ -58,6 +58,7 @@ def test_parse_scheduler_and_pe():
         ("pe_list", "smp mpi", "mpi smp"),
         ("hostlist", "node002 node001", "node001  node002"),
         ("slots", "1,[node002=2],[node001=4]", "1, [node001=4], [node002=2]"),
+        ("seq_no", "0,[node002=2],[node001=1]", "0,[node001=1],[node002=2]"),
         ("rerun", "TRUE", "true"),
         ("complex_values", "NONE", "none"),
         ("qmaster_params", "A, B=1", "A,B=1"),
@@ -72,6 +73,7 @@ def test_values_equal_as_qconf_means_them(key, left, right):
     [
         ("shell", "/bin/bash", "/bin/sh"),
         ("slots", "1,[node001=2]", "1,[node001=4]"),
+        ("seq_no", "0,[node001=1],[node002=2]", "0,[node001=2],[node002=1]"),
         ("hostlist", "node001", "node001 node002"),
         ("load_formula", "np_load_avg", "NP_LOAD_AVG"),
     ],
