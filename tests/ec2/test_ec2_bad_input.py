@@ -72,6 +72,11 @@ CASES: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         {"spot": "maybe"},
         ["spot 'maybe' is not allowed: use true or false."],
     ),
+    "compute-public-ip-not-a-boolean": (
+        "launch.yml",
+        {"compute_public_ip": "sometimes"},
+        ["compute_public_ip 'sometimes' is not allowed: use true or false."],
+    ),
     "root-volume-not-a-number": (
         "launch.yml",
         {"root_volume_size": "big"},
