@@ -16,7 +16,7 @@ LOCAL_VOLUMES ?= [{"name": "data", "size": 4, "mount": "/data"}]
 DELETE_VOLUMES ?= false
 LOCAL := -e provider=local -e cluster_name=$(CLUSTER)
 
-.PHONY: setup test lint pytest molecule engine image clean cluster status cluster-down sanity twin test-twin
+.PHONY: setup test lint pytest molecule engine image clean cluster status cluster-down sanity twin test-twin test-balance
 
 ## setup: Python venv with Ansible, molecule, linters, moto; the collection link.
 setup: $(BIN)/.installed .collections/ansible_collections/segway/cluster
@@ -53,6 +53,11 @@ pytest: setup image
 ## 17 minutes on a 2-core machine): tests/ec2/test_ec2_twin.py.
 test-twin: setup image
 	pytest -q -s $(TWIN_TEST)
+
+## test-balance: playbooks/balance.yml scaling a local cluster up on memory and down
+## without losing jobs (issue 16; not yet part of make test).
+test-balance: setup image
+	SEGWAY_BALANCE_TEST=1 pytest -q -s tests/integration/autoscale/test_balance_local.py
 
 engine:
 	harness/ensure_docker.sh

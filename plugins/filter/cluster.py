@@ -246,6 +246,18 @@ def local_nodes_wanted(found: Sequence[Mapping[str, Any]], count: Any) -> list[d
     return local_node_list(count, existing)
 
 
+def local_grow_count(found: Sequence[Mapping[str, Any]], extra: Any) -> int:
+    """The compute_count that makes launch add exactly `extra` compute containers to the
+    ones found: launch wants node001..node<count> and keeps every other one, so the gaps
+    below the count are filled first (balance.yml's scale-up)."""
+    existing = {n["name"] for n in found if n["role"] == "compute"}
+    wanted = len(existing) + int(extra)
+    count = 0
+    while len(existing | {f"node{i:03d}" for i in range(1, count + 1)}) < wanted:
+        count += 1
+    return count
+
+
 def local_ebs_volumes(
     data_volumes: Sequence[Mapping[str, Any]], devices: Mapping[str, str], fstype: str, user: str
 ) -> list[dict[str, Any]]:
@@ -369,6 +381,7 @@ class FilterModule:
             "instance_owners": instance_owners,
             "local_containers": local_containers,
             "local_node_list": local_nodes_wanted,
+            "local_grow_count": local_grow_count,
             "local_volume_plan": local_volume_plan,
             "local_ebs_volumes": local_ebs_volumes,
             "local_launch_summary": local_launch_summary,

@@ -470,6 +470,9 @@ class Policy:
     idle_seconds: float = 600.0
     max_launch_per_pass: int = 10
     mem_reserve: str | int = DEFAULT_MEM_RESERVE
+    # How long a drained host stays disabled before it may be removed: past a scheduling
+    # interval, so that a job the scheduler dispatched as the queue was disabled shows.
+    drain_settle_seconds: float = 0.0
 
     def errors(self) -> list[str]:
         errors = []
@@ -481,6 +484,8 @@ class Policy:
             errors.append(f"max_launch_per_pass={self.max_launch_per_pass} must not be negative")
         if self.idle_seconds < 0:
             errors.append(f"idle_seconds={self.idle_seconds} must not be negative")
+        if self.drain_settle_seconds < 0:
+            errors.append(f"drain_settle_seconds={self.drain_settle_seconds} must not be negative")
         try:
             parse_memory(self.mem_reserve)
         except ValueError:
@@ -813,14 +818,19 @@ class Packer:
         return [Launch(count, name) for name, count in sorted(counts.items())]
 
 
-def draining_actions(packer: Packer) -> tuple[list[Action], int]:
+def draining_actions(
+    packer: Packer, drain_started: Mapping[str, float] | None = None, now: float = 0.0
+) -> tuple[list[Action], int]:
     """Enable or remove each draining host; also the compute nodes left afterwards.
 
     Busy hosts are enabled (a job reached them before the drain took), as are idle ones
     that pending jobs were placed on, and idle ones min_nodes needs, highest name
-    first removed, lowest first kept.
+    first removed, lowest first kept. An idle host drained less than
+    policy.drain_settle_seconds ago (per `drain_started`; a host without an entry is
+    settled) is left draining: the next pass checks it again before removing it.
     """
     cluster, policy = packer.cluster, packer.policy
+    started = drain_started or {}
     idle = cluster.idle_draining
     kept = packer.kept_draining()
     nodes = packer.nodes() + len(idle - kept)
@@ -834,6 +844,8 @@ def draining_actions(packer: Packer) -> tuple[list[Action], int]:
             actions.append(Enable(host.name, "pending jobs fit there"))
         elif nodes - 1 < policy.min_nodes:
             actions.append(Enable(host.name, f"min_nodes={policy.min_nodes}"))
+        elif now - started.get(host.name, float("-inf")) < policy.drain_settle_seconds:
+            continue  # still settling: removed by a later pass if it stays idle
         else:
             actions.append(Remove(host.name))
             nodes -= 1
@@ -875,6 +887,7 @@ def plan_pass(
     draining: Collection[str] = (),
     prices: Mapping[str, float] | None = None,
     fixed_hosts: Collection[str] = (),
+    drain_started: Mapping[str, float] | None = None,
 ) -> Plan:
     """Plan one pass of the autoscaler.
 
@@ -888,7 +901,8 @@ def plan_pass(
     max_launch_per_pass are launched; jobs held back by these caps wait. A job that no
     type and no usable host could ever hold is unplaceable: reported, never launched for.
 
-    Draining hosts: see `draining_actions`. Scale down, only in a pass that launches
+    Draining hosts: see `draining_actions` (`drain_started`: host -> when its drain
+    began, for policy.drain_settle_seconds). Scale down, only in a pass that launches
     nothing: a usable compute host with no job, idle for idle_seconds (per `idle_since`,
     which the caller keeps; a host without an entry is not idle yet), and given no
     pending job, is drained, highest name first (packing fills low numbers, so high ones
@@ -907,7 +921,7 @@ def plan_pass(
     packer.pack(pending)
 
     launches = packer.launches()
-    enables_removes, nodes = draining_actions(packer)
+    enables_removes, nodes = draining_actions(packer, drain_started, now)
     drains = [] if launches else drain_actions(packer, nodes, idle_since or {}, now)
     actions: list[Action] = [*launches, *enables_removes, *drains]
 

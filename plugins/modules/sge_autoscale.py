@@ -72,6 +72,16 @@ options:
           - An SGE memory value such as V(512M) or V(1G).
         type: str
         default: 512M
+      drain_settle_seconds:
+        description:
+          - How long a drained host stays disabled, and idle, before a pass removes it.
+            Longer than Grid Engine's scheduling interval, so a job dispatched as the
+            queue was disabled is seen running (the host is then enabled again) before
+            the host is removed; the pass that finds it idle after this time plans the
+            removal.
+          - A number of seconds of at least 0.
+        type: float
+        default: 30
   instance_types:
     description:
       - The instance types the autoscaler may launch, name -> C({vcpus, memory_mib,
@@ -377,6 +387,7 @@ ARGUMENT_SPEC = {
             "idle_minutes": {"type": "float", "default": 10},
             "max_launch_per_pass": {"type": "int", "default": 10, "no_log": False},
             "mem_reserve": {"type": "str", "default": "512M"},
+            "drain_settle_seconds": {"type": "float", "default": 30.0},
         },
     },
     "instance_types": {"type": "dict", "required": True},
@@ -440,6 +451,11 @@ def policy_errors(policy: dict) -> list[str]:
     idle = policy["idle_minutes"]
     if not math.isfinite(idle) or idle < 0:
         errors.append(f"policy.idle_minutes={idle} is not allowed: use a number of minutes >= 0")
+    settle = policy["drain_settle_seconds"]
+    if not math.isfinite(settle) or settle < 0:
+        errors.append(
+            f"policy.drain_settle_seconds={settle} is not allowed: use a number of seconds >= 0"
+        )
     try:
         parse_memory(policy["mem_reserve"])
     except ValueError:
@@ -831,6 +847,7 @@ def run_pass(params: dict, grid: GridEngine, check_mode: bool, now: float) -> di
         idle_seconds=policy_in["idle_minutes"] * 60,
         max_launch_per_pass=policy_in["max_launch_per_pass"],
         mem_reserve=policy_in["mem_reserve"],
+        drain_settle_seconds=policy_in["drain_settle_seconds"],
     )
     errors = policy.errors()
     if errors:  # policy_errors() caught these already; kept in step with the core
@@ -871,6 +888,7 @@ def run_pass(params: dict, grid: GridEngine, check_mode: bool, now: float) -> di
         in_flight=[InFlight(name, kind) for name, kind in in_flight],
         draining=set(draining),
         fixed_hosts=fixed,
+        drain_started=draining,
     )
     new_state = next_state(
         idle_since,

@@ -13,6 +13,7 @@ from ansible_collections.segway.cluster.plugins.filter.cluster import (
     launch_summary_lines,
     local_containers,
     local_ebs_volumes,
+    local_grow_count,
     local_launch_summary,
     local_nodes_wanted,
     local_teardown_plan,
@@ -180,6 +181,28 @@ def test_local_nodes_wanted_fills_the_gaps_below_the_count():
     ]
     names = [n["name"] for n in local_nodes_wanted(found, 3)]
     assert names == ["master", "node001", "node002", "node003"]
+
+
+@pytest.mark.parametrize(
+    ("existing", "extra", "count", "added"),
+    [
+        ([], 2, 2, ["node001", "node002"]),
+        (["node001", "node002"], 0, 0, []),
+        (["node001", "node002"], 1, 3, ["node003"]),
+        # Gaps left by removed nodes are filled first, and nothing else is added.
+        (["node001", "node004"], 1, 2, ["node002"]),
+        (["node001", "node004"], 2, 3, ["node002", "node003"]),
+        (["node001", "node004"], 3, 5, ["node002", "node003", "node005"]),
+        (["node003"], 1, 1, ["node001"]),
+    ],
+)
+def test_local_grow_count_adds_exactly_the_nodes_asked_for(existing, extra, count, added):
+    found = [{"name": "master", "role": "master"}] + [
+        {"name": n, "role": "compute"} for n in existing
+    ]
+    assert local_grow_count(found, extra) == count
+    names = [n["name"] for n in local_nodes_wanted(found, count)]
+    assert sorted(set(names) - {"master", *existing}) == added
 
 
 def inspected(name, role=None, node=None, ip="10.0.0.2", network="c-net"):
@@ -595,6 +618,7 @@ def test_every_filter_is_registered():
         "instance_owners",
         "local_containers",
         "local_node_list",
+        "local_grow_count",
         "local_volume_plan",
         "local_ebs_volumes",
         "local_launch_summary",

@@ -585,6 +585,23 @@ def test_draining_host_is_removed_or_enabled(drained, pending, min_nodes, expect
     assert "node002" not in dict(result.excluded_hosts)
 
 
+def test_a_drain_settles_before_its_host_is_removed():
+    hosts = [host("node001", used=2, free="0"), host("node002", state="d")]
+    policy = au.Policy(drain_settle_seconds=30)
+    kept = plan([], hosts, draining={"node002"}, policy=policy, drain_started={"node002": NOW - 10})
+    assert actions(kept) == []
+    gone = plan([], hosts, draining={"node002"}, policy=policy, drain_started={"node002": NOW - 31})
+    assert actions(gone) == ["remove node002"]
+    # A pending job that fits is placed there at once, settled or not.
+    needed = plan(
+        [job(1, "1G")], hosts, draining={"node002"}, policy=policy, drain_started={"node002": NOW}
+    )
+    assert actions(needed) == ["enable node002"]
+    assert au.Policy(drain_settle_seconds=-1).errors() == [
+        "drain_settle_seconds=-1 must not be negative"
+    ]
+
+
 def test_enable_says_why():
     # node002 runs a job and has 6G left: the 7G job goes to node003.
     drained = [host("node002", state="d", used=1, free="6G"), host("node003", state="d")]

@@ -201,7 +201,18 @@ def test_idle_bookkeeping_across_passes_then_drain_and_remove(run, tmp_path):
     assert third["state"]["draining"] == {"vm": NOW + 660}
     assert third["state"]["idle_since"] == {"vm": NOW}
 
-    # The caller disabled all.q@vm: the next pass removes it, keeping the drain's start.
+    # The caller disabled all.q@vm. A pass 10 s later leaves it draining: the drain has
+    # not settled (drain_settle_seconds, 30 by default), a job dispatched as the queue
+    # was disabled might not show yet.
+    early = run(
+        {"policy": policy},
+        FakeGridEngine("qstat_empty.xml", "qhost_idle_disabled.xml"),
+        now=NOW + 670,
+    )
+    assert early["plan"]["actions"] == []
+    assert early["state"]["draining"] == {"vm": NOW + 660}
+
+    # Past the settling time, still idle and disabled: removed, keeping the drain's start.
     fourth = run(
         {"policy": policy},
         FakeGridEngine("qstat_empty.xml", "qhost_idle_disabled.xml"),
@@ -215,6 +226,7 @@ def test_idle_bookkeeping_across_passes_then_drain_and_remove(run, tmp_path):
         "none",
         "none",
         "drain vm",
+        "none",
         "remove vm",
     ]
 
@@ -372,6 +384,10 @@ def test_in_flight_node_listed_as_usable_host_drops_out(run, tmp_path):
         (
             {"policy": {"idle_minutes": -5}},
             "policy.idle_minutes=-5.0 is not allowed: use a number of minutes >= 0",
+        ),
+        (
+            {"policy": {"drain_settle_seconds": -1}},
+            "policy.drain_settle_seconds=-1.0 is not allowed: use a number of seconds >= 0",
         ),
         (
             {"policy": {"mem_reserve": "lots"}},

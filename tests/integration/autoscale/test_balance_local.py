@@ -1,0 +1,251 @@
+"""playbooks/balance.yml on a real local cluster: memory-bound scale-up, scale-down that
+loses no job (issue 16).
+
+A local cluster (containers on this machine, real Grid Engine) of a master and one
+compute node whose mem_requested is 2G (local_mem_requested: every container sees the
+machine's whole memory, so the test makes the nodes small):
+
+1. Scale-up on memory. Six jobs each ask for 1.5G, more than half a node, so one node
+   runs one job at a time; a seventh asks for 64G, more than any node. A dry run plans
+   five new nodes, reports the 64G job as unplaceable and changes nothing; one real pass
+   launches the five nodes (launch.yml, configure) and every 1.5G job then runs, each on
+   a node of its own, none waiting longer than the pass took plus a minute.
+2. Scale-down while short jobs keep arriving. With min_nodes=1 and idle_minutes=0,
+   passes drain the idle nodes (qmod -d), then, past drain_settle_seconds, remove them
+   (remove_nodes.yml: out of Grid Engine, container removed), until one compute node is
+   left. Every job submitted meanwhile finishes (Grid Engine's accounting: exit 0, not
+   failed), none started on a node after its removal, and the removed nodes are gone
+   from qconf -sel, qhost and docker.
+
+Needs root and a Docker engine (started by harness/ensure_docker.sh).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+PLAYBOOKS = REPO / "playbooks"
+CLUSTER = "scaletest"
+MASTER = f"{CLUSTER}-master"
+SGE_ENV = ["-e", "SGE_ROOT=/var/lib/gridengine", "-e", "SGE_CELL=default"]
+BASE = {
+    "provider": "local",
+    "cluster_name": CLUSTER,
+    "size": "small",
+    "local_mem_requested": "2G",
+}
+POLICY = {"max_nodes": 8, "idle_minutes": 0, "drain_settle_seconds": 5}
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: starts containers"),
+    # Not in make test yet: it has not run to the end once (issue 16). make test-balance.
+    pytest.mark.skipif(
+        os.environ.get("SEGWAY_BALANCE_TEST") != "1",
+        reason="opt-in (SEGWAY_BALANCE_TEST=1, make test-balance): not yet part of make test",
+    ),
+]
+
+
+def run(*argv: str, timeout: int = 120, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def playbook(name: str, extra: dict, timeout: int = 1500) -> subprocess.CompletedProcess:
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(PLAYBOOKS / name)]
+    proc = subprocess.run(
+        [*argv, "-e", json.dumps(extra)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    return proc
+
+
+def ok(proc: subprocess.CompletedProcess) -> str:
+    if proc.returncode != 0:
+        pytest.fail(
+            f"{proc.args[:2]} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}", pytrace=False
+        )
+    return proc.stdout
+
+
+def sge(*argv: str, check: bool = True) -> str:
+    """A Grid Engine command on the master as the cluster user, in its (shared) home."""
+    args = ["docker", "exec", "-u", "sgeadmin", "-w", "/home/sgeadmin", *SGE_ENV, MASTER, *argv]
+    return run(*args, check=check).stdout
+
+
+def qsub(memory: str, seconds: int, name: str) -> str:
+    out = sge("qsub", "-terse", "-b", "y", "-j", "y", "-o", "/dev/null", "-N", name,
+              "-l", f"mem_requested={memory}", "sleep", str(seconds))  # fmt: skip
+    return out.strip().split(".")[0]
+
+
+def compute_containers() -> list[str]:
+    out = run(
+        "docker",
+        "ps",
+        "-a",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        f"label=segway.cluster={CLUSTER}",
+    )
+    return sorted(n.removeprefix(f"{CLUSTER}-") for n in out.stdout.split() if n != MASTER)
+
+
+def accounting(job: str) -> dict[str, str]:
+    """qacct's record of a finished job, key -> value."""
+    out = sge("qacct", "-j", job)
+    return {
+        line.split(None, 1)[0]: line.split(None, 1)[1].strip()
+        for line in out.splitlines()
+        if " " in line.strip()
+    }
+
+
+def wait_finished(jobs: list[str], timeout: float) -> dict[str, dict[str, str]]:
+    deadline = time.monotonic() + timeout
+    records: dict[str, dict[str, str]] = {}
+    while time.monotonic() < deadline:
+        for job in jobs:
+            if job not in records:
+                got = run(
+                    *["docker", "exec", "-u", "sgeadmin", *SGE_ENV, MASTER, "qacct", "-j", job],
+                    check=False,
+                )
+                if got.returncode == 0:
+                    records[job] = accounting(job)
+        if len(records) == len(jobs):
+            return records
+        time.sleep(3)
+    pending = sorted(set(jobs) - set(records))
+    raise AssertionError(
+        f"jobs {pending} did not finish in {timeout:.0f} s:\n{sge('qstat', '-u', '*', '-f')}"
+    )
+
+
+def epoch(qacct_time: str) -> float:
+    return time.mktime(time.strptime(qacct_time, "%a %b %d %H:%M:%S %Y"))
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[None]:
+    started = run(str(REPO / "harness" / "ensure_docker.sh"), check=False, timeout=300)
+    if started.returncode != 0:
+        pytest.fail(f"no Docker engine: {started.stderr.strip()[-500:]}", pytrace=False)
+    run(str(REPO / "harness" / "build_image.sh"), timeout=1800)
+    assert (
+        not compute_containers()
+        and not run("docker", "ps", "-aq", "--filter", f"name={MASTER}").stdout
+    ), f"a cluster {CLUSTER} exists already; tear it down first"
+    try:
+        ok(playbook("launch.yml", {**BASE, "compute_count": 1}))
+        yield
+    finally:
+        playbook("teardown.yml", {**BASE, "confirm": True, "delete_volumes": True}, timeout=600)
+
+
+def test_memory_bound_scale_up_in_one_pass(cluster: None) -> None:
+    assert compute_containers() == ["node001"]
+    assert "mem_requested=2.000G" in sge("qconf", "-se", "node001") or "mem_requested=2G" in sge(
+        "qconf", "-se", "node001"
+    ), sge("qconf", "-se", "node001")
+    submitted = {}
+    jobs = []
+    for i in range(6):
+        jobs.append(qsub("1536M", 25, f"big{i}"))
+        submitted[jobs[-1]] = time.time()
+    huge = qsub("64G", 5, "huge")
+    time.sleep(6)  # a scheduling interval or three: node001 takes one job
+
+    dry = ok(playbook("balance.yml", {**BASE, **POLICY, "dry_run": True}))
+    assert "DRY RUN" in dry and "action: launch 5 x local" in dry, dry
+    assert re.search(rf"unplaceable job {huge}\b", dry), dry
+    assert compute_containers() == ["node001"]
+
+    began = time.monotonic()
+    out = ok(playbook("balance.yml", {**BASE, **POLICY}))
+    took = time.monotonic() - began
+    print(f"\nbalance pass that launched 5 nodes: {took:.0f} s")
+    assert "action: launch 5 x local" in out, out
+    assert compute_containers() == [f"node00{i}" for i in range(1, 7)]
+    sge("qdel", huge)
+
+    records = wait_finished(jobs, timeout=300)
+    hosts = {job: rec["hostname"] for job, rec in records.items()}
+    assert len(set(hosts.values())) == 6, hosts  # 1.5G each: one per 2G node
+    for job, rec in records.items():
+        assert rec["exit_status"].split()[0] == "0" and rec["failed"].split()[0] == "0", rec
+        waited = epoch(rec["start_time"]) - submitted[job]
+        print(f"job {job} on {rec['hostname']}: waited {waited:.0f} s")
+        assert waited <= took + 60 + 10, (job, waited, took)
+
+
+def test_scale_down_to_min_nodes_loses_no_job(cluster: None) -> None:
+    assert len(compute_containers()) == 6
+    stop = threading.Event()
+    arriving: list[str] = []
+    errors: list[str] = []
+
+    def submit() -> None:
+        i = 0
+        while not stop.is_set():
+            try:
+                arriving.append(qsub("256M", 2, f"short{i}"))
+            except AssertionError as error:  # qsub failing is a failure of the test
+                errors.append(str(error))
+            i += 1
+            stop.wait(2)
+
+    submitter = threading.Thread(target=submit, daemon=True)
+    submitter.start()
+    removed_at: dict[str, float] = {}
+    try:
+        for _ in range(6):
+            before = set(compute_containers())
+            ok(playbook("balance.yml", {**BASE, **POLICY, "min_nodes": 1}))
+            gone = before - set(compute_containers())
+            removed_at.update({node: time.time() for node in gone})
+            if len(compute_containers()) == 1:
+                break
+            time.sleep(5)  # past drain_settle_seconds
+        time.sleep(6)
+    finally:
+        stop.set()
+        submitter.join(timeout=30)
+    assert not errors, errors
+    left = compute_containers()
+    assert len(left) == 1, left  # min_nodes: whichever node the packed jobs kept busy
+    assert sorted(removed_at) == sorted({f"node00{i}" for i in range(1, 7)} - set(left)), removed_at
+
+    assert len(arriving) >= 10, arriving
+    records = wait_finished(arriving, timeout=180)
+    for job, rec in records.items():
+        assert rec["exit_status"].split()[0] == "0" and rec["failed"].split()[0] == "0", rec
+        host = rec["hostname"]
+        if host in removed_at:
+            assert epoch(rec["start_time"]) < removed_at[host], (job, rec, removed_at)
+    exec_hosts = sge("qconf", "-sel").split()
+    assert not set(exec_hosts) & set(removed_at), exec_hosts
+    qhost = sge("qhost")
+    assert not any(node in qhost for node in removed_at), qhost
