@@ -46,6 +46,9 @@ BASE = {
     "local_mem_requested": "2G",
 }
 POLICY = {"max_nodes": 8, "idle_minutes": 0, "drain_settle_seconds": 5}
+# Each big job outlasts a launch pass (about 200 s here), so the six can only all run at
+# once, one per node, if the pass adds the nodes; shorter jobs just queue on node001.
+JOB_SECONDS = 300
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root: starts containers"),
@@ -172,7 +175,7 @@ def test_memory_bound_scale_up_in_one_pass(cluster: None) -> None:
     submitted = {}
     jobs = []
     for i in range(6):
-        jobs.append(qsub("1536M", 25, f"big{i}"))
+        jobs.append(qsub("1536M", JOB_SECONDS, f"big{i}"))
         submitted[jobs[-1]] = time.time()
     huge = qsub("64G", 5, "huge")
     time.sleep(6)  # a scheduling interval or three: node001 takes one job
@@ -185,19 +188,22 @@ def test_memory_bound_scale_up_in_one_pass(cluster: None) -> None:
     began = time.monotonic()
     out = ok(playbook("balance.yml", {**BASE, **POLICY}))
     took = time.monotonic() - began
+    pass_ended = time.time()
     print(f"\nbalance pass that launched 5 nodes: {took:.0f} s")
     assert "action: launch 5 x local" in out, out
     assert compute_containers() == [f"node00{i}" for i in range(1, 7)]
     sge("qdel", huge)
 
-    records = wait_finished(jobs, timeout=300)
+    records = wait_finished(jobs, timeout=JOB_SECONDS + 180)
     hosts = {job: rec["hostname"] for job, rec in records.items()}
     assert len(set(hosts.values())) == 6, hosts  # 1.5G each: one per 2G node
     for job, rec in records.items():
         assert rec["exit_status"].split()[0] == "0" and rec["failed"].split()[0] == "0", rec
-        waited = epoch(rec["start_time"]) - submitted[job]
-        print(f"job {job} on {rec['hostname']}: waited {waited:.0f} s")
-        assert waited <= took + 60 + 10, (job, waited, took)
+        started = epoch(rec["start_time"])
+        print(f"job {job} on {rec['hostname']}: waited {started - submitted[job]:.0f} s")
+        # The dry run before the pass is the test's, not the scaler's: each job starts
+        # within a minute of the pass that made room for it (qacct has whole seconds).
+        assert started <= pass_ended + 60 + 1, (job, started - pass_ended, took)
 
 
 def test_scale_down_to_min_nodes_loses_no_job(cluster: None) -> None:
@@ -220,7 +226,8 @@ def test_scale_down_to_min_nodes_loses_no_job(cluster: None) -> None:
     submitter.start()
     removed_at: dict[str, float] = {}
     try:
-        for _ in range(6):
+        for number in range(1, 7):
+            print(f"scale-down pass {number}: {len(compute_containers())} compute nodes")
             before = set(compute_containers())
             ok(playbook("balance.yml", {**BASE, **POLICY, "min_nodes": 1}))
             gone = before - set(compute_containers())
