@@ -399,6 +399,64 @@ def scenario_volume_inputs_reach_ec2_and_the_key_is_never_printed(world: dict) -
     assert tags(seed)["segway:partition"] == "1" and tags(seed)["segway:format"] == "never"
 
 
+# ---------------------------------------------------------------- 10: no public address
+
+
+def scenario_private_compute_nodes_need_a_subnet_that_maps_no_public_address(world: dict) -> None:
+    """compute_public_ip=false. amazon.aws.ec2_instance sends AssociatePublicIpAddress only
+    when true, so in a default subnet (MapPublicIpOnLaunch) a node would get a public
+    address anyway, as it did in the EC2 twin: launch refuses before creating anything.
+    In a subnet that maps none, only the master (asked for one) gets a public address."""
+    ec2 = world["ec2"]
+    before = account_state(ec2)
+    refused = run(world, "launch.yml", base(world, "priv", compute_public_ip=False))
+    assert refused.returncode != 0
+    default = ec2.describe_subnets(
+        Filters=[
+            {"Name": "default-for-az", "Values": ["true"]},
+            {"Name": "availability-zone", "Values": ["us-east-1a"]},
+        ]
+    )["Subnets"][0]["SubnetId"]
+    assert (
+        f"compute_public_ip is false, but subnet {default} (us-east-1a) gives every new "
+        "instance a public IPv4 address" in refused.flat
+    ), str(refused)
+    assert account_state(ec2) == before, "the refused launch changed the account"
+
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]
+    private = ec2.create_subnet(
+        VpcId=vpc["VpcId"], CidrBlock="172.31.200.0/24", AvailabilityZone="us-east-1a"
+    )["Subnet"]
+    assert not private["MapPublicIpOnLaunch"]
+    launched = run(
+        world,
+        "launch.yml",
+        base(world, "priv", compute_public_ip=False, subnet_id=private["SubnetId"]),
+    )
+    assert launched.returncode == 0, str(launched)
+    nodes = {tags(i)["segway:node"]: i for i in instances_of(ec2, "priv")}
+    assert sorted(nodes) == ["master", "node001"], sorted(nodes)
+    assert all(i["SubnetId"] == private["SubnetId"] for i in nodes.values())
+    assert nodes["master"].get("PublicIpAddress"), nodes["master"]
+    assert "PublicIpAddress" not in nodes["node001"], nodes["node001"]
+    # Growing keeps to it: the new node has no public address either.
+    grown = run(
+        world,
+        "launch.yml",
+        base(
+            world, "priv", compute_public_ip=False, subnet_id=private["SubnetId"], compute_count=2
+        ),
+    )
+    assert grown.returncode == 0, str(grown)
+    node002 = {tags(i)["segway:node"]: i for i in instances_of(ec2, "priv")}["node002"]
+    assert "PublicIpAddress" not in node002, node002
+    down = run(
+        world, "teardown.yml", {"cluster_name": "priv", "confirm": True, "delete_volumes": True}
+    )
+    assert down.returncode == 0, str(down)
+    assert instances_of(ec2, "priv") == []
+
+
 # ---------------------------------------------------------------- running the scenarios
 
 SCENARIOS = {
