@@ -159,6 +159,18 @@ LOCAL = {"provider": "local"}
             ["delete_volumes 'maybe'", "true or false"],
             id="local-teardown-delete-volumes",
         ),
+        pytest.param(
+            "launch.yml",
+            {**LOCAL, "local_mem_requested": "2 gigs"},
+            ["local_mem_requested '2 gigs' is not allowed", "such as 3G or 1536M"],
+            id="local-mem-requested-launch",
+        ),
+        pytest.param(
+            "balance.yml",
+            {**LOCAL, "local_mem_requested": "2GB"},
+            ["local_mem_requested '2GB' is not allowed", "such as 3G or 1536M"],
+            id="local-mem-requested-balance",
+        ),
     ],
 )
 def test_bad_input_stops_before_anything_exists(
