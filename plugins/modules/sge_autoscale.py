@@ -103,6 +103,16 @@ options:
     type: list
     elements: str
     default: []
+  gone_hosts:
+    description:
+      - Exec hosts the caller knows are gone (no running container or instance, after a spot
+        interruption, a killed node), which Grid Engine may still count as alive for up
+        to C(max_unheard). They are left out of the plan at once, so no pending job is
+        placed on them, and listed in RV(lost_hosts).
+      - Names Grid Engine does not list are ignored.
+    type: list
+    elements: str
+    default: []
   default_memory:
     description:
       - The C(mem_requested) of a job that requests none, per slot; the default of the
@@ -170,8 +180,8 @@ requirements:
 notes:
   - C(changed) is true exactly when the state file and the log were written, that is
     in every pass out of check mode (each pass appends its line to the log).
-  - Hosts that are lost (no load report, or queue state C(u)) are left out of the plan
-    and listed in RV(lost_hosts) for the caller.
+  - Hosts that are lost (no load report, or queue state C(u)) or gone (O(gone_hosts))
+    are left out of the plan and listed in RV(lost_hosts) for the caller.
 seealso:
   - name: qstat(1)
     description: The pending job list the module reads.
@@ -315,8 +325,8 @@ hosts:
       elements: str
 lost_hosts:
   description:
-    - Exec hosts with no load report or in queue state C(u), for the caller's lost-node
-      handling.
+    - Exec hosts with no load report or in queue state C(u), and the O(gone_hosts) Grid
+      Engine lists, for the caller's lost-node handling.
   returned: always
   type: list
   elements: str
@@ -349,6 +359,7 @@ import math  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.segway.cluster.plugins.module_utils.autoscale import (  # noqa: E402
@@ -360,6 +371,7 @@ from ansible_collections.segway.cluster.plugins.module_utils.autoscale import ( 
     InstanceType,
     Policy,
     host_problem,
+    natural_key,
     parse_hosts,
     parse_memory,
     parse_pending_jobs,
@@ -376,6 +388,7 @@ from ansible_collections.segway.cluster.plugins.module_utils.sge import (  # noq
 STATE_VERSION = 1
 RESCHEDULED_STATES = frozenset({*PENDING_STATES, "Rq"})
 TYPE_KEYS = ("vcpus", "memory_mib", "price")
+GONE = "gone: no running container or instance"
 
 ARGUMENT_SPEC = {
     "policy": {
@@ -392,6 +405,7 @@ ARGUMENT_SPEC = {
     },
     "instance_types": {"type": "dict", "required": True},
     "fixed_hosts": {"type": "list", "elements": "str", "default": []},
+    "gone_hosts": {"type": "list", "elements": "str", "default": []},
     "default_memory": {"type": "str", "default": "0"},
     "count_rescheduled": {"type": "bool", "default": True},
     "in_flight": {"type": "list", "elements": "raw"},
@@ -866,6 +880,9 @@ def run_pass(params: dict, grid: GridEngine, check_mode: bool, now: float) -> di
     except (ValueError, SyntaxError) as error:  # ET.ParseError is a SyntaxError
         raise PassError(f"cannot read the output of qstat/qhost: {error}") from error
 
+    gone = set(params["gone_hosts"]) & set(names)
+    hosts = [replace(host, problem=GONE) if host.name in gone else host for host in hosts]
+    lost = sorted(set(lost) | gone, key=natural_key)
     fixed = set(params["fixed_hosts"])
     master = grid.master()
     if master:

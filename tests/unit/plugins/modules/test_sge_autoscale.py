@@ -529,3 +529,24 @@ def test_examples_are_valid_requests():
         params["policy"].update(args.pop("policy", {}))
         params.update(args)
         assert sge_autoscale.request_errors(params) == [], task["name"]
+
+
+# --------------------------------------------------------------------------- gone hosts
+
+
+def test_gone_host_takes_no_job_and_is_reported_lost(run):
+    """vm still reports load (Grid Engine has not missed it yet), but the caller knows its
+    node is gone: pending jobs go to new nodes, not onto vm, and vm is listed as lost."""
+    fake = FakeGridEngine("qstat_pending.xml", "qhost_idle.xml")
+    alive = run({}, fake, check=True)
+    assert any(item["target"] == "vm" for item in alive["plan"]["placements"]), alive["plan"]
+    assert alive["lost_hosts"] == ["node002"]  # no load report in the recording
+
+    gone = run({"gone_hosts": ["vm", "node404"]}, fake, check=True)
+    assert not any(item["target"] == "vm" for item in gone["plan"]["placements"]), gone["plan"]
+    assert {"host": "vm", "reason": "gone: no running container or instance"} in gone["plan"][
+        "excluded_hosts"
+    ]
+    assert gone["lost_hosts"] == ["node002", "vm"]  # node404 is no exec host: ignored
+    assert gone["plan"]["counts"]["hosts_usable"] == 0
+    assert all(action["action"] != "drain" for action in gone["plan"]["actions"])
