@@ -11,6 +11,7 @@ plugins/module_utils/cluster.py.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -167,7 +168,26 @@ def status_lines(
         lines += [f"  {line}" for line in mv["status_qhost"]["stdout_lines"]]
         lines.append("qstat -g c:")
         lines += [f"  {line}" for line in mv["status_queues"]["stdout_lines"]]
+        lines += autoscale_lines(mv.get("status_autoscale", {}).get("stdout_lines", []))
     return lines
+
+
+def autoscale_lines(log_lines: Sequence[str]) -> list[str]:
+    """The autoscaler's last passes (lines of /var/log/segway-autoscale.log, one JSON
+    record each, as sge_autoscale writes them), or nothing when it never ran."""
+    passes = []
+    for line in log_lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut short while being written
+        if isinstance(record, dict) and "summary" in record:
+            passes.append(record)
+    if not passes:
+        return []
+    return [f"Autoscaler, last {len(passes)} pass(es) (playbooks/balance.yml):"] + [
+        f"  {record['summary']}" for record in passes
+    ]
 
 
 def teardown_report(

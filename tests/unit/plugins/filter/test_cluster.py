@@ -4,6 +4,8 @@ lines the playbooks print."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from ansible_collections.segway.cluster.plugins.filter.cluster import (
     FilterModule,
@@ -510,6 +512,20 @@ def test_status_lines_with_grid_engine():
         "  CLUSTER QUEUE",
         "  all.q",
     ]
+
+
+def test_status_lines_show_the_autoscalers_last_passes():
+    record = {"time": "2026-12-06T20:00:00Z", "summary": "2026-12-06T20:00:00Z pending 1 jobs"}
+    log = [json.dumps(record), '{"time": "2026-12-06T20:01', json.dumps({**record, "summary": "b"})]
+    lines = status_lines(summary(), "master", {**MASTER, "status_autoscale": {"stdout_lines": log}})
+    assert lines[-3:] == [
+        "Autoscaler, last 2 pass(es) (playbooks/balance.yml):",
+        "  2026-12-06T20:00:00Z pending 1 jobs",
+        "  b",
+    ]  # the line cut short while written is skipped
+    never = {**MASTER, "status_autoscale": {"stdout_lines": []}}
+    assert status_lines(summary(), "master", never) == status_lines(summary(), "master", MASTER)
+    assert not any("Autoscaler" in line for line in status_lines(summary(), "master", never))
 
 
 def test_status_lines_without_grid_engine():
