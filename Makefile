@@ -14,9 +14,11 @@ CLUSTER ?= segway
 SIZE ?= small
 LOCAL_VOLUMES ?= [{"name": "data", "size": 4, "mount": "/data"}]
 DELETE_VOLUMES ?= false
+BALANCE_EVERY ?= 60
+BALANCE_ARGS ?=
 LOCAL := -e provider=local -e cluster_name=$(CLUSTER)
 
-.PHONY: setup test lint pytest molecule engine image clean cluster status cluster-down sanity twin test-twin test-balance
+.PHONY: setup test lint pytest molecule engine image clean cluster status cluster-down sanity twin test-twin test-balance balance
 
 ## setup: Python venv with Ansible, molecule, linters, moto; the collection link.
 setup: $(BIN)/.installed .collections/ansible_collections/segway/cluster
@@ -78,6 +80,15 @@ cluster: setup image
 ## status: the local cluster's nodes, qhost -F mem_requested and jobs.
 status: setup
 	ansible-playbook playbooks/status.yml $(LOCAL)
+
+## balance: the autoscaler from this machine: playbooks/balance.yml on the local cluster
+## every BALANCE_EVERY seconds (60) until Ctrl-C; a failed pass is reported and the next
+## one tries again. BALANCE_ARGS= adds inputs (-e max_nodes=4 -e min_nodes=1 -e
+## local_mem_requested=2G -e dry_run=true). make status shows its last passes.
+balance: setup
+	while :; do ansible-playbook playbooks/balance.yml $(LOCAL) $(BALANCE_ARGS) \
+	  || echo "balance: this pass failed; the next one runs in $(BALANCE_EVERY) s"; \
+	  sleep $(BALANCE_EVERY); done
 
 ## cluster-down: remove the local cluster's containers without asking; the data volume
 ## image and /home are kept (DELETE_VOLUMES=true deletes them too).

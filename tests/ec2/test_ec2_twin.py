@@ -329,10 +329,33 @@ def test_teardown_keeps_volumes_and_relaunch_reattaches(twin: dict[str, Any]) ->
     assert len(kept) == 2, state  # /home and /data
     twin["twin"].wait_quiet()
     assert twin["twin"].containers() == [], twin["twin"].containers()
-    run = launch(twin, "relaunch with kept volumes")
+    # The relaunch keeps the compute nodes off the internet (compute_public_ip=false), in a
+    # subnet that maps no public address (in a default subnet launch refuses that), in the
+    # kept volumes' zone: Ansible reaches them only through the master (ProxyCommand),
+    # the default for a node without a public address, which no other step takes.
+    ec2 = twin["ec2"]
+    zone = ec2.describe_volumes(VolumeIds=sorted(kept))["Volumes"][0]["AvailabilityZone"]
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]
+    private = ec2.create_subnet(
+        VpcId=vpc["VpcId"], CidrBlock="172.31.200.0/24", AvailabilityZone=zone
+    )["Subnet"]["SubnetId"]
+    run = launch(
+        twin,
+        "relaunch with kept volumes, compute nodes private",
+        subnet_id=private,
+        compute_public_ip=False,
+    )
     succeeded(run)
     assert master_sh(twin, "cat ~/results.txt", user="sgeadmin").strip() == MARK
     assert master_sh(twin, "cat /data/genome.txt").strip() == MARK
+    master, *compute = instances_of(ec2, CLUSTER)
+    assert master.get("PublicIpAddress") and master["SubnetId"] == private, master
+    assert len(compute) == 2 and all("PublicIpAddress" not in i for i in compute), compute
+    for inst in compute:  # configure.yml reached them at their private address, proxied
+        assert known_at(twin, inst["PrivateIpAddress"]), tags(inst)
+    job = play(twin, "example_job.yml", {"cluster_name": CLUSTER}, timeout=900)
+    succeeded(job)
+    assert re.search(r"host: node00[12]\b", job.output), job
 
 
 def test_teardown_delete_volumes_leaves_nothing(twin: dict[str, Any]) -> None:

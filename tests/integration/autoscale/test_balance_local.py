@@ -255,3 +255,66 @@ def test_scale_down_to_min_nodes_loses_no_job(cluster: None) -> None:
     assert not set(exec_hosts) & set(removed_at), exec_hosts
     qhost = sge("qhost")
     assert not any(node in qhost for node in removed_at), qhost
+
+
+def container_id(node: str) -> str:
+    return run("docker", "inspect", "--format", "{{.Id}}", f"{CLUSTER}-{node}").stdout.strip()
+
+
+def test_a_killed_node_is_replaced_and_its_job_rerun(cluster: None) -> None:
+    """3. A lost node: its container is killed while it runs a job. The next pass sees
+    the node gone at once (no waiting for Grid Engine's max_unheard), reschedules the
+    job, removes the node and launches a replacement, where the job runs to the end."""
+    (node,) = compute_containers()
+    old_id = container_id(node)
+    job = qsub("1536M", 90, "victim")
+    deadline = time.monotonic() + 60
+    while f"@{node}" not in sge("qstat", "-s", "r", "-u", "*"):
+        assert time.monotonic() < deadline, sge("qstat", "-u", "*", "-f")
+        time.sleep(2)
+    run("docker", "kill", f"{CLUSTER}-{node}")
+    killed_at = time.time()
+
+    began = time.monotonic()
+    out = ok(playbook("balance.yml", {**BASE, **POLICY, "min_nodes": 1}))
+    print(f"\nbalance pass that replaced {node}: {time.monotonic() - began:.0f} s")
+    assert f"lost host {node}: its container or instance is gone" in out, out
+    assert "action: launch 1 x local" in out, out
+    (replacement,) = compute_containers()
+    assert container_id(replacement) != old_id
+    assert replacement == node or node not in compute_containers()
+    assert node not in sge("qconf", "-sel").split() or replacement == node
+
+    # qacct holds a record of the run that died with the node (failed 25, rescheduling,
+    # written by qmaster when the pass rescheduled it) and, at the end, the rerun's.
+    deadline = time.monotonic() + 300
+    while True:
+        got = run(*["docker", "exec", "-u", "sgeadmin", *SGE_ENV, MASTER, "qacct", "-j", job],
+                  check=False)  # fmt: skip
+        records = [
+            {
+                line.split(None, 1)[0]: line.split(None, 1)[1].strip()
+                for line in chunk.splitlines()
+                if " " in line.strip()
+            }
+            for chunk in re.split(r"^=+$", got.stdout, flags=re.M)
+            if chunk.strip()
+        ]
+        finished = [rec for rec in records if rec.get("failed", "").split()[:1] == ["0"]]
+        if finished:
+            break
+        assert time.monotonic() < deadline, (got.stdout, sge("qstat", "-u", "*", "-f"))
+        time.sleep(3)
+    print(f"job {job}: qacct records {[(r['hostname'], r['failed']) for r in records]}")
+    died = [rec for rec in records if rec.get("failed", "").startswith("25")]
+    assert len(died) == 1 and died[0]["hostname"] == node, records
+    (rerun,) = finished
+    assert rerun["hostname"] == replacement, rerun
+    assert rerun["exit_status"].split()[0] == "0", rerun
+    # The rerun started after the kill, on the new container.
+    assert epoch(rerun["start_time"]) >= killed_at - 1, (rerun, killed_at)
+
+    # status.yml shows the autoscaler's last passes, this replacement the last of them.
+    status = ok(playbook("status.yml", BASE, timeout=300))
+    assert "Autoscaler, last 5 pass(es) (playbooks/balance.yml):" in status, status
+    assert "actions: launch 1 x local" in status, status
