@@ -18,7 +18,7 @@ BALANCE_EVERY ?= 60
 BALANCE_ARGS ?=
 LOCAL := -e provider=local -e cluster_name=$(CLUSTER)
 
-.PHONY: setup test lint pytest molecule engine image clean cluster status cluster-down sanity twin test-twin test-balance balance
+.PHONY: setup test lint pytest molecule engine image clean cluster status cluster-down sanity twin test-twin test-balance balance plot
 
 ## setup: Python venv with Ansible, molecule, linters, moto; the collection link.
 setup: $(BIN)/.installed .collections/ansible_collections/segway/cluster
@@ -89,6 +89,12 @@ balance: setup
 	while :; do ansible-playbook playbooks/balance.yml $(LOCAL) $(BALANCE_ARGS) \
 	  || echo "balance: this pass failed; the next one runs in $(BALANCE_EVERY) s"; \
 	  sleep $(BALANCE_EVERY); done
+
+## plot: the local cluster's autoscaler passes as a PNG (PLOT=autoscale.png), from the
+## log balance.yml keeps on the master; see also make status.
+PLOT ?= autoscale.png
+plot: setup
+	ansible-playbook playbooks/status.yml $(LOCAL) -e plot=$(PLOT)
 
 ## cluster-down: remove the local cluster's containers without asking; the data volume
 ## image and /home are kept (DELETE_VOLUMES=true deletes them too).

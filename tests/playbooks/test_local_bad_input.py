@@ -171,6 +171,18 @@ LOCAL = {"provider": "local"}
             ["local_mem_requested '2GB' is not allowed", "such as 3G or 1536M"],
             id="local-mem-requested-balance",
         ),
+        pytest.param(
+            "status.yml",
+            {**LOCAL, "plot": "passes.jpg"},
+            ["plot 'passes.jpg' is not allowed: give the path of a .png file"],
+            id="status-plot-not-png",
+        ),
+        pytest.param(
+            "status.yml",
+            {**LOCAL, "plot": "/nonexistent-dir/passes.png"},
+            ["plot '/nonexistent-dir/passes.png' is not allowed", "in a directory that exists"],
+            id="status-plot-no-directory",
+        ),
     ],
 )
 def test_bad_input_stops_before_anything_exists(

@@ -27,6 +27,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -319,3 +320,8 @@ def test_a_killed_node_is_replaced_and_its_job_rerun(cluster: None) -> None:
     shown = re.search(r"Autoscaler, last [1-5] pass\(es\) \(playbooks/balance\.yml\):", status)
     assert shown, status
     assert re.search(r"actions:\s+launch 1 x local", status), status  # lines are wrapped
+    # -e plot= renders those passes (playbooks/files/autoscale_plot.py).
+    png = Path(tempfile.mkdtemp()) / "passes.png"
+    plotted = ok(playbook("status.yml", {**BASE, "plot": str(png)}, timeout=300))
+    assert re.search(rf"{png}: [1-5] passes from ", plotted), plotted
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
