@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Plot the autoscaler's passes: ``autoscale_plot.py LOG PNG``.
 
 LOG is sge_autoscale's monitor log (``/var/log/segway-autoscale.log`` on the master, one
@@ -109,7 +108,7 @@ def plot(passes: list[dict], out: Path) -> str:
 
 def main(argv: list[str]) -> int:
     try:
-        _, log_arg, out_arg = argv
+        _program, log_arg, out_arg = argv
     except ValueError:
         print(f"usage: {argv[0]} LOG PNG", file=sys.stderr)
         return 2
