@@ -16,6 +16,9 @@ machine's whole memory, so the test makes the nodes small):
    left. Every job submitted meanwhile finishes (Grid Engine's accounting: exit 0, not
    failed), none started on a node after its removal, and the removed nodes are gone
    from qconf -sel, qhost and docker.
+3. A lost node: its container is killed mid-job. The next pass reschedules the job,
+   removes the node, launches a replacement where the job reruns to exit 0, and
+   status.yml shows (and -e plot= draws) the passes.
 
 Needs root and a Docker engine (started by harness/ensure_docker.sh).
 """
@@ -53,7 +56,7 @@ JOB_SECONDS = 300
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root: starts containers"),
-    # Not in make test yet: it has not run to the end once (issue 16). make test-balance.
+    # Not in make test: about 17 minutes on 2 cores, past its budget. make test-balance.
     pytest.mark.skipif(
         os.environ.get("SEGWAY_BALANCE_TEST") != "1",
         reason="opt-in (SEGWAY_BALANCE_TEST=1, make test-balance): not yet part of make test",
@@ -117,28 +120,32 @@ def compute_containers() -> list[str]:
     return sorted(n.removeprefix(f"{CLUSTER}-") for n in out.stdout.split() if n != MASTER)
 
 
-def accounting(job: str) -> dict[str, str]:
-    """qacct's record of a finished job, key -> value."""
-    out = sge("qacct", "-j", job)
-    return {
-        line.split(None, 1)[0]: line.split(None, 1)[1].strip()
-        for line in out.splitlines()
-        if " " in line.strip()
-    }
+def qacct_records(job: str) -> list[dict[str, str]]:
+    """qacct's records of a job, each key -> value, oldest first; [] until it ended (a
+    rerun job has one more: the run qmaster rescheduled, failed 25)."""
+    got = run(*["docker", "exec", "-u", "sgeadmin", *SGE_ENV, MASTER, "qacct", "-j", job],
+              check=False)  # fmt: skip
+    if got.returncode != 0:
+        return []
+    return [
+        {
+            line.split(None, 1)[0]: line.split(None, 1)[1].strip()
+            for line in chunk.splitlines()
+            if " " in line.strip()
+        }
+        for chunk in re.split(r"^=+$", got.stdout, flags=re.M)
+        if chunk.strip()
+    ]
 
 
 def wait_finished(jobs: list[str], timeout: float) -> dict[str, dict[str, str]]:
+    """Each job's last qacct record, once every job has one."""
     deadline = time.monotonic() + timeout
     records: dict[str, dict[str, str]] = {}
     while time.monotonic() < deadline:
         for job in jobs:
-            if job not in records:
-                got = run(
-                    *["docker", "exec", "-u", "sgeadmin", *SGE_ENV, MASTER, "qacct", "-j", job],
-                    check=False,
-                )
-                if got.returncode == 0:
-                    records[job] = accounting(job)
+            if job not in records and (found := qacct_records(job)):
+                records[job] = found[-1]
         if len(records) == len(jobs):
             return records
         time.sleep(3)
@@ -290,21 +297,11 @@ def test_a_killed_node_is_replaced_and_its_job_rerun(cluster: None) -> None:
     # written by qmaster when the pass rescheduled it) and, at the end, the rerun's.
     deadline = time.monotonic() + 300
     while True:
-        got = run(*["docker", "exec", "-u", "sgeadmin", *SGE_ENV, MASTER, "qacct", "-j", job],
-                  check=False)  # fmt: skip
-        records = [
-            {
-                line.split(None, 1)[0]: line.split(None, 1)[1].strip()
-                for line in chunk.splitlines()
-                if " " in line.strip()
-            }
-            for chunk in re.split(r"^=+$", got.stdout, flags=re.M)
-            if chunk.strip()
-        ]
+        records = qacct_records(job)
         finished = [rec for rec in records if rec.get("failed", "").split()[:1] == ["0"]]
         if finished:
             break
-        assert time.monotonic() < deadline, (got.stdout, sge("qstat", "-u", "*", "-f"))
+        assert time.monotonic() < deadline, (records, sge("qstat", "-u", "*", "-f"))
         time.sleep(3)
     print(f"job {job}: qacct records {[(r['hostname'], r['failed']) for r in records]}")
     died = [rec for rec in records if rec.get("failed", "").startswith("25")]
