@@ -2,7 +2,8 @@
 """Filters of roles/ec2_cluster and playbooks/tasks/cluster_nodes.yml over what
 segway.cluster.ec2_cluster_info returns: segway.cluster.ec2_cluster_summary (and
 local_cluster_summary, its provider=local twin), ec2_cluster_node_names, ec2_cluster_subnet,
-ec2_cluster_name_clashes, ec2_cluster_owner_check and ec2_cluster_with_placement_groups.
+ec2_cluster_name_clashes, ec2_cluster_owner_check, ec2_cluster_with_placement_groups,
+ec2_cluster_autoscale_policy and ec2_cluster_with_autoscale_roles.
 The logic lives in plugins/module_utils/ec2_cluster.py and cluster_summary.py (unit-tested
 there); these names only hand Jinja's values to it."""
 
@@ -13,10 +14,12 @@ from ansible_collections.segway.cluster.plugins.module_utils.cluster_summary imp
     local_cluster_summary,
 )
 from ansible_collections.segway.cluster.plugins.module_utils.ec2_cluster import (
+    autoscale_policy,
     choose_subnet,
     name_clash_labels,
     new_node_names,
     owner_check,
+    with_autoscale_roles,
     with_placement_groups,
 )
 
@@ -94,4 +97,6 @@ class FilterModule:
             "ec2_cluster_name_clashes": name_clash_labels,
             "ec2_cluster_owner_check": owner_check,
             "ec2_cluster_with_placement_groups": with_placement_groups,
+            "ec2_cluster_autoscale_policy": autoscale_policy,
+            "ec2_cluster_with_autoscale_roles": with_autoscale_roles,
         }

@@ -1030,20 +1030,44 @@ def name_clash_labels(
     return [f"{c['kind']} {c['id']}" for c in [*groups, *keys]]
 
 
-def owner_check(resources: Sequence[Mapping[str, Any]], caller_arn: str) -> dict[str, Any]:
+def owner_check(
+    resources: Sequence[Mapping[str, Any]], caller_arn: str, cluster: str = ""
+) -> dict[str, Any]:
     """The resources (fetch_owned's resources) another identity owns: foreign, their
     distinct owners in order, and each as "<kind> <id>" (labels). A resource without an
-    owner (made by an older version) counts as the caller's."""
-    foreign = [r for r in resources if r.get("owner") and r["owner"] != caller_arn]
+    owner (made by an older version) counts as the caller's.
+
+    The cluster's own autoscaler (its master, with the instance profile
+    segway-<cluster>-autoscale: an assumed-role ARN of that role) acts for the cluster's
+    owner when the cluster has exactly one: caller is then that owner, whose ARN what it
+    creates is tagged with. Anyone else is the caller they are."""
+    acting = caller_arn
+    if cluster and autoscale_caller(caller_arn, cluster):
+        tagged = {r["owner"] for r in resources if r.get("owner")}
+        if len(tagged) == 1:
+            acting = tagged.pop()
+    foreign = [r for r in resources if r.get("owner") and r["owner"] != acting]
     owners: list[str] = []
     for res in foreign:
         if res["owner"] not in owners:
             owners.append(res["owner"])
     return {
+        "caller": acting,
         "foreign": foreign,
         "owners": owners,
         "labels": [f"{r['kind']} {r['id']}" for r in foreign],
     }
+
+
+def autoscale_caller(caller_arn: str, cluster: str) -> bool:
+    """Whether caller_arn is a session of the cluster's autoscaler role (STS's ARN of an
+    instance profile's credentials: assumed-role/<role>/<instance id>)."""
+    return bool(
+        re.fullmatch(
+            rf"arn:aws[a-z-]*:sts::[0-9]{{12}}:assumed-role/{re.escape(autoscale_iam_name(cluster))}/[^/]+",
+            caller_arn,
+        )
+    )
 
 
 def new_node_names(
@@ -1086,5 +1110,174 @@ def with_placement_groups(
         "placement_groups": names,
         "plan": [*teardown["plan"], *(f"delete placement group {n}" for n in names)],
         # Keeping volumes (or a security group still in use) is not a change.
+        "empty": bool(teardown["empty"]) and not names,
+    }
+
+
+# ---------------------------------------------------------------- the autoscaler's IAM role
+
+# ec2_cluster_lock's tag on the launch lock (a launch template): the role may create such
+# a template, and may never launch from one.
+LOCK_RUN_TAG = "segway:lock-run"
+
+# What launch.yml (growing the cluster, as recorded at moto's proxy by
+# tests/ec2/test_ec2_launch_safety.py), remove_nodes.yml (terminating nodes) and the EC2
+# inventory read. EC2's Describe calls take no resource-level conditions.
+AUTOSCALE_DESCRIBE_ACTIONS = (
+    "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeIamInstanceProfileAssociations",
+    "ec2:DescribeImages",
+    "ec2:DescribeInstanceAttribute",
+    "ec2:DescribeInstanceStatus",
+    "ec2:DescribeInstanceTypeOfferings",
+    "ec2:DescribeInstanceTypes",
+    "ec2:DescribeInstances",
+    "ec2:DescribeKeyPairs",
+    "ec2:DescribeLaunchTemplateVersions",
+    "ec2:DescribeLaunchTemplates",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribePlacementGroups",
+    "ec2:DescribeSecurityGroupRules",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSpotInstanceRequests",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeTags",
+    "ec2:DescribeVolumes",
+    "ec2:DescribeVpcs",
+)
+
+# What a launch from a template creates or uses, besides the template itself.
+_LAUNCHED = ("instance", "volume", "network-interface", "spot-instances-request")
+_USED = ("subnet", "security-group", "key-pair", "placement-group")
+
+
+def autoscale_iam_name(cluster: str) -> str:
+    """The name of the autoscaler's IAM role, its instance profile and its inline policy."""
+    return f"segway-{cluster}-autoscale"
+
+
+def autoscale_policy(cluster: str, region: str, account: str) -> dict[str, Any]:
+    """The least the autoscaler on the master needs, as an IAM policy document.
+
+    It may read EC2 (Describe calls take no conditions); launch instances only from a
+    launch template that carries segway:cluster=<cluster> and is not a launch lock (it
+    cannot pass a role either: no iam:PassRole, so never from the master's own template,
+    which holds this profile); tag only at launch or what carries the cluster's tag;
+    terminate only the cluster's compute nodes; create and delete only the cluster's
+    launch lock. No IAM action at all: the role cannot widen itself.
+    """
+    if not CLUSTER_RE.match(cluster):
+        raise ValueError(f"cluster name {cluster!r} does not match {CLUSTER_RE.pattern}")
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]+", region):
+        raise ValueError(f"region {region!r} is not an AWS region name")
+    if not re.fullmatch(r"[0-9]{12}", account):
+        raise ValueError(f"account {account!r} is not a 12-digit AWS account id")
+    arn = f"arn:aws:ec2:{region}:{account}"
+    template = f"{arn}:launch-template/*"
+    the_cluster = {f"aws:ResourceTag/{CLUSTER_TAG}": cluster}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadEC2",
+                "Effect": "Allow",
+                "Action": list(AUTOSCALE_DESCRIBE_ACTIONS),
+                "Resource": "*",
+            },
+            {
+                "Sid": "LaunchOnlyFromTheClustersTemplates",
+                "Effect": "Allow",
+                "Action": "ec2:RunInstances",
+                "Resource": template,
+                "Condition": {
+                    "StringEquals": the_cluster,
+                    "Null": {f"aws:ResourceTag/{LOCK_RUN_TAG}": "true"},
+                },
+            },
+            {
+                "Sid": "WhatATemplateLaunches",
+                "Effect": "Allow",
+                "Action": "ec2:RunInstances",
+                "Resource": [
+                    *(f"{arn}:{kind}/*" for kind in _LAUNCHED + _USED),
+                    f"arn:aws:ec2:{region}::image/*",
+                ],
+                "Condition": {"ArnLike": {"ec2:LaunchTemplate": template}},
+            },
+            {
+                "Sid": "TagWhatItCreates",
+                "Effect": "Allow",
+                "Action": "ec2:CreateTags",
+                "Resource": [*(f"{arn}:{kind}/*" for kind in _LAUNCHED), template],
+                "Condition": {
+                    "StringEquals": {"ec2:CreateAction": ["RunInstances", "CreateLaunchTemplate"]}
+                },
+            },
+            {
+                # Naming new nodes; keeping IMDSv2 and the cluster's security group on them
+                # (ec2_instance sets the group of a node it launched, in place).
+                "Sid": "KeepTheClustersInstances",
+                "Effect": "Allow",
+                "Action": [
+                    "ec2:CreateTags",
+                    "ec2:ModifyInstanceAttribute",
+                    "ec2:ModifyInstanceMetadataOptions",
+                ],
+                "Resource": [f"{arn}:instance/*", f"{arn}:security-group/*"],
+                "Condition": {"StringEquals": the_cluster},
+            },
+            {
+                "Sid": "TerminateOnlyTheClustersComputeNodes",
+                "Effect": "Allow",
+                "Action": "ec2:TerminateInstances",
+                "Resource": f"{arn}:instance/*",
+                "Condition": {
+                    "StringEquals": {**the_cluster, f"aws:ResourceTag/{ROLE_TAG}": "compute"}
+                },
+            },
+            {
+                "Sid": "TakeTheLaunchLock",
+                "Effect": "Allow",
+                "Action": "ec2:CreateLaunchTemplate",
+                "Resource": template,
+                "Condition": {
+                    "StringEquals": {f"aws:RequestTag/{CLUSTER_TAG}": cluster},
+                    "Null": {f"aws:RequestTag/{LOCK_RUN_TAG}": "false"},
+                },
+            },
+            {
+                "Sid": "ReleaseTheLaunchLock",
+                "Effect": "Allow",
+                "Action": "ec2:DeleteLaunchTemplate",
+                "Resource": template,
+                "Condition": {
+                    "StringEquals": the_cluster,
+                    "Null": {f"aws:ResourceTag/{LOCK_RUN_TAG}": "false"},
+                },
+            },
+        ],
+    }
+
+
+def with_autoscale_roles(
+    teardown: Mapping[str, Any], roles: Sequence[Mapping[str, Any]], cluster: str
+) -> dict[str, Any]:
+    """teardown (teardown_plan) with the autoscaler's IAM role among roles
+    (amazon.aws.iam_role_info's, by its name): only a role tagged segway:cluster=<cluster>
+    is the cluster's. Adds iam_roles (names), a plan line for each, and empty only when
+    there is none either."""
+    names = [
+        r["role_name"]
+        for r in roles
+        if r.get("role_name") == autoscale_iam_name(cluster)
+        and (r.get("tags") or {}).get(CLUSTER_TAG) == cluster
+    ]
+    return {
+        **teardown,
+        "iam_roles": names,
+        "plan": [
+            *teardown["plan"],
+            *(f"delete IAM role and instance profile {n} (the autoscaler's)" for n in names),
+        ],
         "empty": bool(teardown["empty"]) and not names,
     }

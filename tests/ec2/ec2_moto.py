@@ -63,10 +63,10 @@ def aws_env(endpoint: str, home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def ec2_client(endpoint: str) -> Any:
-    """A boto3 EC2 client of moto's server at endpoint."""
+def ec2_client(endpoint: str, service: str = "ec2") -> Any:
+    """A boto3 client of moto's server at endpoint (EC2 unless service says otherwise)."""
     return boto3.client(
-        "ec2",
+        service,
         region_name=REGION,
         endpoint_url=endpoint,
         aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],

@@ -27,6 +27,19 @@ CASES: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         {"size": "a", "custom_sizes": {"a": {"extends": "b"}, "b": {"extends": "a"}}},
         ["size 'a' extends itself: a -> b -> a"],
     ),
+    "bad-autoscale": (
+        "launch.yml",
+        {"autoscale": "sometimes"},
+        ["autoscale 'sometimes' is not allowed: use true or false"],
+    ),
+    "autoscale-with-instance-profile": (
+        "launch.yml",
+        {"autoscale": True, "iam_instance_profile": "my-profile"},
+        [
+            "autoscale=true gives the master the cluster's own instance profile",
+            "iam_instance_profile 'my-profile' cannot be given with it",
+        ],
+    ),
     "bad-cluster-name": (
         "launch.yml",
         {"cluster_name": "My_Cluster"},

@@ -9,6 +9,7 @@ Where moto is laxer than EC2 (a device name already in use), the proxy answers a
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
 from ec2_moto import (
     AwsProxy,
@@ -455,6 +457,163 @@ def scenario_private_compute_nodes_need_a_subnet_that_maps_no_public_address(wor
     )
     assert down.returncode == 0, str(down)
     assert instances_of(ec2, "priv") == []
+
+
+# ---------------------------------------------------------------- 9: the autoscaler's IAM role
+
+
+def iam_state(iam: Any) -> dict[str, Any]:
+    """Every role (its tags and inline policies) and instance profile (its roles) of the
+    account."""
+    roles = {
+        r["RoleName"]: {
+            "tags": {
+                t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=r["RoleName"])["Tags"]
+            },
+            "policies": sorted(iam.list_role_policies(RoleName=r["RoleName"])["PolicyNames"]),
+        }
+        for r in iam.list_roles()["Roles"]
+    }
+    profiles = {
+        p["InstanceProfileName"]: sorted(r["RoleName"] for r in p["Roles"])
+        for p in iam.list_instance_profiles()["InstanceProfiles"]
+    }
+    return {"roles": roles, "profiles": profiles}
+
+
+def statements(policy: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in policy["Statement"]}
+
+
+def actions_of(policy: Mapping[str, Any]) -> set[str]:
+    found: set[str] = set()
+    for stmt in policy["Statement"]:
+        acts = stmt["Action"]
+        found.update([acts] if isinstance(acts, str) else acts)
+    return found
+
+
+def check_autoscale_policy(iam: Any, name: str) -> set[str]:
+    """The role's inline policy holds no IAM action and scopes launches and terminations
+    to the cluster; returns the actions it allows."""
+    policy = iam.get_role_policy(RoleName=name, PolicyName=name)["PolicyDocument"]
+    if isinstance(policy, str):
+        policy = json.loads(policy)
+    allowed = actions_of(policy)
+    assert not [a for a in allowed if not a.startswith("ec2:")], allowed  # no iam:PassRole...
+    by_sid = statements(policy)
+    assert by_sid["LaunchOnlyFromTheClustersTemplates"]["Condition"]["StringEquals"] == {
+        "aws:ResourceTag/segway:cluster": "auto"
+    }
+    assert by_sid["TerminateOnlyTheClustersComputeNodes"]["Condition"]["StringEquals"] == {
+        "aws:ResourceTag/segway:cluster": "auto",
+        "aws:ResourceTag/segway:role": "compute",
+    }
+    assert by_sid["TerminateOnlyTheClustersComputeNodes"]["Resource"] == (
+        "arn:aws:ec2:us-east-1:123456789012:instance/*"
+    )
+    return allowed
+
+
+def autoscale_on_later_and_teardown(world: dict, iam: Any, iam_before: dict[str, Any]) -> None:
+    """autoscale=true on a running cluster, then teardown of both clusters."""
+    ec2, name = world["ec2"], "segway-auto-autoscale"
+    # Turned on for a running cluster: its running master gets the profile.
+    plain = run(world, "launch.yml", base(world, "late"))
+    assert plain.returncode == 0, str(plain)
+    assert "segway-late-autoscale" not in iam_state(iam)["roles"]
+    late = run(world, "launch.yml", base(world, "late", autoscale=True))
+    assert late.returncode == 0, str(late)
+    master = {tags(i)["segway:node"]: i for i in instances_of(ec2, "late")}["master"]
+    assert master["IamInstanceProfile"]["Arn"].endswith(":instance-profile/segway-late-autoscale")
+
+    # Teardown says it deletes the role, deletes it and its profile, and leaves every
+    # other role (the foreign one, the other cluster's) as it was.
+    down = run(world, "teardown.yml", {"cluster_name": "auto", "confirm": True})
+    assert down.returncode == 0, str(down)
+    assert "delete IAM role and instance profile segway-auto-autoscale" in down.flat, str(down)
+    after = iam_state(iam)
+    assert name not in after["roles"] and name not in after["profiles"], after
+    assert after["roles"]["segway-taken-autoscale"] == iam_before["roles"]["segway-taken-autoscale"]
+    assert after["profiles"]["segway-late-autoscale"] == ["segway-late-autoscale"], after
+    again_down = run(world, "teardown.yml", {"cluster_name": "auto", "confirm": True})
+    assert again_down.returncode == 0 and again_down.changed == 0, str(again_down)
+    late_down = run(world, "teardown.yml", {"cluster_name": "late", "confirm": True})
+    assert late_down.returncode == 0, str(late_down)
+    assert iam_state(iam) == iam_before, "teardown left or took an IAM role"
+
+
+def scenario_autoscale_gives_the_master_a_least_privilege_role_that_teardown_deletes(
+    world: dict,
+) -> None:
+    ec2, url = world["ec2"], world["moto"].url
+    iam = ec2_client(url, "iam")
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ec2.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
+    # Someone else's role with the name launch would give cluster "taken"'s: refused.
+    iam.create_role(RoleName="segway-taken-autoscale", AssumeRolePolicyDocument=trust)
+    before, iam_before = account_state(ec2), iam_state(iam)
+    refused = run(world, "launch.yml", base(world, "taken", autoscale=True))
+    assert refused.returncode != 0
+    assert (
+        "an IAM role named segway-taken-autoscale exists and is not cluster taken's" in refused.flat
+    ), str(refused)
+    assert account_state(ec2) == before and iam_state(iam) == iam_before, "refused launch changed"
+
+    # A new cluster with autoscale=true: the master (only) runs with the role's profile.
+    first = run(world, "launch.yml", base(world, "auto", autoscale=True))
+    assert first.returncode == 0, str(first)
+    state = iam_state(iam)
+    name = "segway-auto-autoscale"
+    assert state["roles"][name]["tags"]["segway:cluster"] == "auto", state
+    assert state["roles"][name]["policies"] == [name], state
+    assert state["profiles"][name] == [name], state
+    assert iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"] == []
+    role = iam.get_role(RoleName=name)["Role"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "ec2.amazonaws.com"
+    }
+    allowed = check_autoscale_policy(iam, name)
+    nodes = {tags(i)["segway:node"]: i for i in instances_of(ec2, "auto")}
+    assert nodes["master"]["IamInstanceProfile"]["Arn"].endswith(f":instance-profile/{name}")
+    assert "IamInstanceProfile" not in nodes["node001"], nodes["node001"]
+    again = run(world, "launch.yml", base(world, "auto", autoscale=True))
+    assert again.returncode == 0 and again.changed == 0, str(again)  # idempotent
+    # What the autoscaler's pass on the master is to call: a launch that grows the
+    # cluster by a node, with the key pair launch imported (key_name, so no key import)
+    # and IAM left alone. Every EC2 and IAM call it makes is one the policy allows.
+    ops = {svc: set(botocore.session.get_session().get_service_model(svc).operation_names)
+           for svc in ("ec2", "iam")}  # fmt: skip
+    with AwsProxy(url, refuse=ec2_strict(url)) as px:
+        grown = run(
+            world,
+            "launch.yml",
+            base(world, "auto", compute_count=2, key_name="segway-auto", public_key_file=""),
+            endpoint=px.url,
+        )
+        counts = px.counts()
+    # STS GetCallerIdentity needs no permission; aws_caller_info goes on without
+    # iam:ListAccountAliases.
+    called = {f"{svc}:{a}" for svc in ops for a in counts if a in ops[svc]}
+    called -= {"iam:ListAccountAliases"}
+    assert set(counts) <= ops["ec2"] | ops["iam"] | {"GetCallerIdentity"}, counts
+    assert grown.returncode == 0, str(grown)
+    assert "ec2:RunInstances" in called and "ec2:CreateLaunchTemplate" in called, called
+    assert called <= allowed, f"not in the policy: {sorted(called - allowed)}"
+    grown_nodes = {tags(i)["segway:node"]: i for i in instances_of(ec2, "auto")}
+    assert "IamInstanceProfile" not in grown_nodes["node002"], grown_nodes["node002"]
+
+    autoscale_on_later_and_teardown(world, iam, iam_before)
 
 
 # ---------------------------------------------------------------- running the scenarios

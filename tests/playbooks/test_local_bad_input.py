@@ -116,6 +116,16 @@ LOCAL = {"provider": "local"}
         ),
         pytest.param(
             "launch.yml",
+            {**LOCAL, "autoscale": True},
+            [
+                "autoscale=true is not allowed with provider=local",
+                "autoscale=true is for EC2 clusters",
+                "make balance",
+            ],
+            id="local-autoscale",
+        ),
+        pytest.param(
+            "launch.yml",
             {**LOCAL, "cluster_name": "Bad_Name"},
             ["cluster_name 'Bad_Name' must be 1-32 lowercase letters"],
             id="local-cluster-name",

@@ -17,6 +17,8 @@ def test_every_filter_is_its_module_utils_function() -> None:
         "ec2_cluster_name_clashes": ec2_cluster.name_clash_labels,
         "ec2_cluster_owner_check": ec2_cluster.owner_check,
         "ec2_cluster_with_placement_groups": ec2_cluster.with_placement_groups,
+        "ec2_cluster_autoscale_policy": ec2_cluster.autoscale_policy,
+        "ec2_cluster_with_autoscale_roles": ec2_cluster.with_autoscale_roles,
     }
 
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from ansible_collections.segway.cluster.plugins.module_utils.ec2_cluster import (
+    LOCK_RUN_TAG,
     HostAccess,
+    autoscale_policy,
     build_inventory,
     check_volumes,
     choose_subnet,
@@ -18,8 +20,10 @@ from ansible_collections.segway.cluster.plugins.module_utils.ec2_cluster import 
     offering_zones,
     owner_check,
     whole,
+    with_autoscale_roles,
     with_placement_groups,
 )
+from ansible_collections.segway.cluster.plugins.modules import ec2_cluster_lock
 
 HOME = {"name": "home", "tag_name": "c1-home", "mount": "/home", "create": True, "size": 50}
 DATA = {"name": "data", "tag_name": "c1-data", "mount": "/data", "create": False, "id": "vol-d"}
@@ -154,7 +158,54 @@ def test_owner_check_names_other_owners_once_and_skips_unowned() -> None:
     assert result["owners"] == ["arn:b", "arn:c"]
     assert result["labels"] == ["instance i-1", "key pair k", "security group sg-1"]
     assert [r["id"] for r in result["foreign"]] == ["i-1", "k", "sg-1"]
-    assert owner_check(resources[1:3], "arn:me") == {"foreign": [], "owners": [], "labels": []}
+    assert owner_check(resources[1:3], "arn:me") == {
+        "caller": "arn:me",
+        "foreign": [],
+        "owners": [],
+        "labels": [],
+    }
+
+
+OWNER = "arn:aws:iam::123456789012:user/alice"
+AUTOSCALER = "arn:aws:sts::123456789012:assumed-role/segway-c1-autoscale/i-0123456789abcdef0"
+
+
+def test_the_clusters_autoscaler_acts_for_its_only_owner() -> None:
+    resources = [
+        {"kind": "instance", "id": "i-1", "owner": OWNER},
+        {"kind": "launch template", "id": "lt-1", "owner": OWNER},
+        {"kind": "volume", "id": "vol-1", "owner": ""},
+    ]
+    result = owner_check(resources, AUTOSCALER, "c1")
+    assert result == {"caller": OWNER, "foreign": [], "owners": [], "labels": []}
+    # Without the cluster (or for another cluster) it is a stranger like any other.
+    for cluster in ("", "c2"):
+        other = owner_check(resources, AUTOSCALER, cluster)
+        assert other["caller"] == AUTOSCALER and other["owners"] == [OWNER], cluster
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [
+        "arn:aws:sts::123456789012:assumed-role/segway-c1-autoscale-x/i-1",  # another role
+        "arn:aws:iam::123456789012:role/segway-c1-autoscale",  # the role, not a session
+        "arn:aws:sts::123456789012:assumed-role/segway-c1-autoscale/i-1/x",
+        "arn:aws:sts::12345678901:assumed-role/segway-c1-autoscale/i-1",
+    ],
+)
+def test_only_a_session_of_the_clusters_autoscaler_role_acts_for_the_owner(caller: str) -> None:
+    resources = [{"kind": "instance", "id": "i-1", "owner": OWNER}]
+    result = owner_check(resources, caller, "c1")
+    assert result["caller"] == caller and result["owners"] == [OWNER]
+
+
+def test_the_autoscaler_does_not_pick_among_several_owners() -> None:
+    resources = [
+        {"kind": "instance", "id": "i-1", "owner": OWNER},
+        {"kind": "instance", "id": "i-2", "owner": "arn:aws:iam::123456789012:user/bob"},
+    ]
+    result = owner_check(resources, AUTOSCALER, "c1")
+    assert result["caller"] == AUTOSCALER and len(result["owners"]) == 2
 
 
 def test_new_nodes_get_the_lowest_free_numbers_oldest_first() -> None:
@@ -273,3 +324,85 @@ def test_inventory_hosts_carry_their_groups_and_every_variable() -> None:
 )
 def test_whole_reads_numbers_as_jinja_int_does(value: Any, expected: int) -> None:
     assert whole(value) == expected
+
+
+# ---------------------------------------------------------------- the autoscaler's IAM role
+
+
+def test_autoscale_policy_grants_no_iam_and_scopes_every_write_to_the_cluster() -> None:
+    policy = autoscale_policy("c1", "eu-west-1", "123456789012")
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    actions = {
+        a
+        for s in policy["Statement"]
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert all(a.startswith("ec2:") for a in actions), actions
+    assert all(s["Effect"] == "Allow" for s in policy["Statement"])
+    # Only Describe calls on every resource; each write carries a condition.
+    for stmt in policy["Statement"]:
+        acts = [stmt["Action"]] if isinstance(stmt["Action"], str) else stmt["Action"]
+        if stmt["Resource"] == "*":
+            assert all(a.startswith("ec2:Describe") for a in acts), stmt
+        else:
+            assert stmt["Condition"], stmt
+    template = "arn:aws:ec2:eu-west-1:123456789012:launch-template/*"
+    launch = by_sid["LaunchOnlyFromTheClustersTemplates"]
+    assert launch["Resource"] == template
+    assert launch["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/segway:cluster": "c1"},
+        "Null": {f"aws:ResourceTag/{LOCK_RUN_TAG}": "true"},  # never from a launch lock
+    }
+    assert by_sid["WhatATemplateLaunches"]["Condition"] == {
+        "ArnLike": {"ec2:LaunchTemplate": template}
+    }
+    assert by_sid["TerminateOnlyTheClustersComputeNodes"]["Condition"]["StringEquals"] == {
+        "aws:ResourceTag/segway:cluster": "c1",
+        "aws:ResourceTag/segway:role": "compute",
+    }
+    # The lock it may create must carry the lock's tag; it may delete only such a template.
+    assert by_sid["TakeTheLaunchLock"]["Condition"]["Null"] == {
+        f"aws:RequestTag/{LOCK_RUN_TAG}": "false"
+    }
+    assert by_sid["ReleaseTheLaunchLock"]["Condition"]["Null"] == {
+        f"aws:ResourceTag/{LOCK_RUN_TAG}": "false"
+    }
+    assert LOCK_RUN_TAG == ec2_cluster_lock.RUN_TAG
+
+
+@pytest.mark.parametrize(
+    ("cluster", "region", "account", "bad"),
+    [
+        ("C1", "eu-west-1", "123456789012", "cluster name 'C1'"),
+        ("c1", "eu-west-1a", "123456789012", "region 'eu-west-1a'"),
+        ("c1", "eu-west-1", "1234", "account '1234'"),
+    ],
+)
+def test_autoscale_policy_refuses_bad_names(
+    cluster: str, region: str, account: str, bad: str
+) -> None:
+    with pytest.raises(ValueError, match=bad):
+        autoscale_policy(cluster, region, account)
+
+
+def test_autoscale_role_joins_the_plan_only_when_tagged_with_the_cluster() -> None:
+    teardown = {"plan": ["terminate instance i-1"], "empty": False}
+    roles = [
+        {"role_name": "segway-c1-autoscale", "tags": {"segway:cluster": "c1"}},
+        {"role_name": "segway-c1-autoscale-x", "tags": {"segway:cluster": "c1"}},
+        {"role_name": "segway-c2-autoscale", "tags": {"segway:cluster": "c2"}},
+    ]
+    result = with_autoscale_roles(teardown, roles, "c1")
+    assert result["iam_roles"] == ["segway-c1-autoscale"]
+    assert result["plan"][-1] == (
+        "delete IAM role and instance profile segway-c1-autoscale (the autoscaler's)"
+    )
+    nothing = {"plan": [], "empty": True}
+    # Someone else's role of the same name (not tagged with the cluster) is left alone.
+    foreign = [{"role_name": "segway-c1-autoscale", "tags": {}}]
+    assert with_autoscale_roles(nothing, foreign, "c1") == {
+        "plan": [],
+        "empty": True,
+        "iam_roles": [],
+    }
+    assert with_autoscale_roles(nothing, roles, "c1")["empty"] is False
