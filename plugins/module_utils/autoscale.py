@@ -325,10 +325,17 @@ class Host:
 
     @property
     def idle(self) -> bool:
-        """No job runs or is reserved here: no slot used and, if known, all memory free."""
+        """No job runs or is reserved here: no slot used and, if known, all memory free.
+
+        qhost prints the free memory to three decimals of its unit (23.050G for a host of
+        23603M: 0.2M short), so "all" allows for that rounding, half a thousandth of the
+        unit: less than any job asks for."""
         if self.slots_used or self.slots_reserved:
             return False
-        return self.mem_capacity is None or (self.mem_free or 0) >= self.mem_capacity
+        if self.mem_capacity is None:
+            return True
+        unit = max([1, *(f for f in (1024, 1024**2, 1024**3, 1024**4) if f <= self.mem_capacity)])
+        return (self.mem_free or 0) >= self.mem_capacity - unit // 2000 - 1
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -182,6 +182,12 @@ LOCAL = {"provider": "local"}
             id="local-mem-requested-balance",
         ),
         pytest.param(
+            "balance.yml",
+            {**LOCAL, "compute_count": 3},
+            ["compute_count '3' is not an input of balance.yml", "min_nodes and max_nodes"],
+            id="balance-compute-count",
+        ),
+        pytest.param(
             "status.yml",
             {**LOCAL, "plot": "passes.jpg"},
             ["plot 'passes.jpg' is not allowed: give the path of a .png file"],

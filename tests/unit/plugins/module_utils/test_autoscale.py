@@ -727,6 +727,22 @@ def test_recorded_pending_jobs_on_busy_vm():
     )
 
 
+@pytest.mark.parametrize(
+    ("capacity", "printed", "idle"),
+    [
+        # An EC2 node's mem_requested (MemTotal less the reserve) is seldom a round
+        # figure; qhost rounds its free memory to three decimals, even below it.
+        ("23603M", "23.050G", True),
+        ("15360M", "15.000G", True),
+        ("6144M", "6.000G", True),
+        ("23603M", "23.049G", False),  # a megabyte taken: a job holds it
+        ("23603M", "22.050G", False),
+    ],
+)
+def test_a_host_is_idle_with_all_its_memory_free_as_qhost_rounds_it(capacity, printed, idle):
+    assert host("node001", free=printed, capacity=capacity).idle is idle
+
+
 def test_recorded_idle_vm_is_drained_only_with_its_memory_all_free():
     idle = au.parse_hosts(fixture("qhost_idle.xml"), capacities=vm_capacity())
     result = plan([], idle, idle_since={"vm": NOW - 3600})
