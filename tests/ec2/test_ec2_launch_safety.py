@@ -515,6 +515,13 @@ def check_autoscale_policy(iam: Any, name: str) -> set[str]:
     return allowed
 
 
+def refuse_iam_reads(fields: Mapping[str, str]) -> tuple[str, str] | None:
+    """IAM's answer to credentials without iam:GetRole and friends."""
+    if fields.get("Action") in ("GetRole", "ListRoles", "ListRoleTags"):
+        return ("AccessDenied", f"User is not authorized to perform: iam:{fields['Action']}")
+    return None
+
+
 def autoscale_on_later_and_teardown(world: dict, iam: Any, iam_before: dict[str, Any]) -> None:
     """autoscale=true on a running cluster, then teardown of both clusters."""
     ec2, name = world["ec2"], "segway-auto-autoscale"
@@ -538,6 +545,19 @@ def autoscale_on_later_and_teardown(world: dict, iam: Any, iam_before: dict[str,
     assert after["profiles"]["segway-late-autoscale"] == ["segway-late-autoscale"], after
     again_down = run(world, "teardown.yml", {"cluster_name": "auto", "confirm": True})
     assert again_down.returncode == 0 and again_down.changed == 0, str(again_down)
+    # Credentials that may not read IAM: the rest goes, the role is kept and named.
+    url = world["moto"].url
+    deny = any_refusal(ec2_strict(url), refuse_iam_reads)
+    with AwsProxy(url, refuse=deny) as px:
+        blind = run(
+            world, "teardown.yml", {"cluster_name": "late", "confirm": True}, endpoint=px.url
+        )
+        refused = list(px.refused)
+    assert blind.returncode == 0 and "GetRole" in refused, str(blind)
+    assert "keep IAM role segway-late-autoscale, if autoscale=true made one" in blind.flat, str(
+        blind
+    )
+    assert instances_of(ec2, "late") == [] and "segway-late-autoscale" in iam_state(iam)["roles"]
     late_down = run(world, "teardown.yml", {"cluster_name": "late", "confirm": True})
     assert late_down.returncode == 0, str(late_down)
     assert iam_state(iam) == iam_before, "teardown left or took an IAM role"
