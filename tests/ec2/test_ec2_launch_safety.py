@@ -589,6 +589,16 @@ def scenario_autoscale_gives_the_master_a_least_privilege_role_that_teardown_del
         "an IAM role named segway-taken-autoscale exists and is not cluster taken's" in refused.flat
     ), str(refused)
     assert account_state(ec2) == before and iam_state(iam) == iam_before, "refused launch changed"
+    # Someone else's instance profile of that name (no role, no tag): refused too.
+    iam.create_instance_profile(InstanceProfileName="segway-prof-autoscale")
+    before, iam_before = account_state(ec2), iam_state(iam)
+    refused = run(world, "launch.yml", base(world, "prof", autoscale=True))
+    assert refused.returncode != 0
+    assert (
+        "an IAM instance profile named segway-prof-autoscale exists and is not cluster prof's"
+        in refused.flat
+    ), str(refused)
+    assert account_state(ec2) == before and iam_state(iam) == iam_before, "refused launch changed"
 
     # A new cluster with autoscale=true: the master (only) runs with the role's profile.
     first = run(world, "launch.yml", base(world, "auto", autoscale=True))
