@@ -25,11 +25,8 @@ Needs root and a Docker engine (started by harness/ensure_docker.sh).
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -37,12 +34,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from local_cluster import LocalCluster, epoch, ok, playbook, run
 
-REPO = Path(__file__).resolve().parents[3]
-PLAYBOOKS = REPO / "playbooks"
 CLUSTER = "scaletest"
-MASTER = f"{CLUSTER}-master"
-SGE_ENV = ["-e", "SGE_ROOT=/var/lib/gridengine", "-e", "SGE_CELL=default"]
+LOCAL = LocalCluster(CLUSTER)
+MASTER = LOCAL.master
+sge, qsub, qacct_records = LOCAL.sge, LOCAL.qsub, LOCAL.qacct_records
+compute_containers = LOCAL.compute_containers
 BASE = {
     "provider": "local",
     "cluster_name": CLUSTER,
@@ -64,80 +62,6 @@ pytestmark = [
 ]
 
 
-def run(*argv: str, timeout: int = 120, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-        )
-    return proc
-
-
-def playbook(name: str, extra: dict, timeout: int = 1500) -> subprocess.CompletedProcess:
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(PLAYBOOKS / name)]
-    proc = subprocess.run(
-        [*argv, "-e", json.dumps(extra)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    return proc
-
-
-def ok(proc: subprocess.CompletedProcess) -> str:
-    if proc.returncode != 0:
-        pytest.fail(
-            f"{proc.args[:2]} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}", pytrace=False
-        )
-    return proc.stdout
-
-
-def sge(*argv: str, check: bool = True) -> str:
-    """A Grid Engine command on the master as the cluster user, in its (shared) home."""
-    args = ["docker", "exec", "-u", "sgeadmin", "-w", "/home/sgeadmin", *SGE_ENV, MASTER, *argv]
-    return run(*args, check=check).stdout
-
-
-def qsub(memory: str, seconds: int, name: str) -> str:
-    out = sge("qsub", "-terse", "-b", "y", "-j", "y", "-o", "/dev/null", "-N", name,
-              "-l", f"mem_requested={memory}", "sleep", str(seconds))  # fmt: skip
-    return out.strip().split(".")[0]
-
-
-def compute_containers() -> list[str]:
-    out = run(
-        "docker",
-        "ps",
-        "-a",
-        "--format",
-        "{{.Names}}",
-        "--filter",
-        f"label=segway.cluster={CLUSTER}",
-    )
-    return sorted(n.removeprefix(f"{CLUSTER}-") for n in out.stdout.split() if n != MASTER)
-
-
-def qacct_records(job: str) -> list[dict[str, str]]:
-    """qacct's records of a job, each key -> value, oldest first; [] until it ended (a
-    rerun job has one more: the run qmaster rescheduled, failed 25)."""
-    got = run(*["docker", "exec", "-u", "sgeadmin", *SGE_ENV, MASTER, "qacct", "-j", job],
-              check=False)  # fmt: skip
-    if got.returncode != 0:
-        return []
-    return [
-        {
-            line.split(None, 1)[0]: line.split(None, 1)[1].strip()
-            for line in chunk.splitlines()
-            if " " in line.strip()
-        }
-        for chunk in re.split(r"^=+$", got.stdout, flags=re.M)
-        if chunk.strip()
-    ]
-
-
 def wait_finished(jobs: list[str], timeout: float) -> dict[str, dict[str, str]]:
     """Each job's last qacct record, once every job has one."""
     deadline = time.monotonic() + timeout
@@ -155,25 +79,10 @@ def wait_finished(jobs: list[str], timeout: float) -> dict[str, dict[str, str]]:
     )
 
 
-def epoch(qacct_time: str) -> float:
-    return time.mktime(time.strptime(qacct_time, "%a %b %d %H:%M:%S %Y"))
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[None]:
-    started = run(str(REPO / "harness" / "ensure_docker.sh"), check=False, timeout=300)
-    if started.returncode != 0:
-        pytest.fail(f"no Docker engine: {started.stderr.strip()[-500:]}", pytrace=False)
-    run(str(REPO / "harness" / "build_image.sh"), timeout=1800)
-    assert (
-        not compute_containers()
-        and not run("docker", "ps", "-aq", "--filter", f"name={MASTER}").stdout
-    ), f"a cluster {CLUSTER} exists already; tear it down first"
-    try:
-        ok(playbook("launch.yml", {**BASE, "compute_count": 1}))
+    with LOCAL.launched(BASE, compute_count=1):
         yield
-    finally:
-        playbook("teardown.yml", {**BASE, "confirm": True, "delete_volumes": True}, timeout=600)
 
 
 def test_memory_bound_scale_up_in_one_pass(cluster: None) -> None:

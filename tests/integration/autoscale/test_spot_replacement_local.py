@@ -35,19 +35,18 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
+from local_cluster import REPO, LocalCluster, epoch, ok, playbook, run
 
-REPO = Path(__file__).resolve().parents[3]
-PLAYBOOKS = REPO / "playbooks"
 CLUSTER = "spottest"
-MASTER = f"{CLUSTER}-master"
-SGE_ENV = ["-e", "SGE_ROOT=/var/lib/gridengine", "-e", "SGE_CELL=default"]
+LOCAL = LocalCluster(CLUSTER)
+MASTER = LOCAL.master
+sge, qsub, qacct_records = LOCAL.sge, LOCAL.qsub, LOCAL.qacct_records
+compute_containers = LOCAL.compute_containers
 IMDS = "http://127.0.0.1:1338"
 # The spot watcher on every compute node, launch's and balance's (a pass that launches
 # runs launch.yml with the extra vars it was given, so the replacement gets it too).
@@ -76,64 +75,9 @@ pytestmark = [
 ]
 
 
-def run(*argv: str, timeout: int = 120, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-        )
-    return proc
-
-
-def playbook(name: str, extra: dict, timeout: int = 1500) -> subprocess.CompletedProcess:
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(PLAYBOOKS / name)]
-    return subprocess.run(
-        [*argv, "-e", json.dumps(extra)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-
-
-def ok(proc: subprocess.CompletedProcess) -> str:
-    if proc.returncode != 0:
-        pytest.fail(
-            f"{proc.args[:2]} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}", pytrace=False
-        )
-    return proc.stdout
-
-
-def sge(*argv: str, check: bool = True) -> str:
-    """A Grid Engine command on the master as the cluster user, in its (shared) home."""
-    args = ["docker", "exec", "-u", "sgeadmin", "-w", "/home/sgeadmin", *SGE_ENV, MASTER, *argv]
-    return run(*args, check=check).stdout
-
-
 def on(node: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
     """A command as root in a node's container."""
     return run("docker", "exec", f"{CLUSTER}-{node}", *argv, check=check)
-
-
-def qsub(memory: str, seconds: int, name: str, *options: str) -> str:
-    out = sge("qsub", "-terse", "-b", "y", "-j", "y", "-o", "/dev/null", "-N", name,
-              "-l", f"mem_requested={memory}", *options, "sleep", str(seconds))  # fmt: skip
-    return out.strip().split(".")[0]
-
-
-def compute_containers(running: bool = False) -> list[str]:
-    out = run(
-        "docker",
-        "ps",
-        *([] if running else ["-a"]),
-        "--format",
-        "{{.Names}}",
-        "--filter",
-        f"label=segway.cluster={CLUSTER}",
-    )
-    return sorted(n.removeprefix(f"{CLUSTER}-") for n in out.stdout.split() if n != MASTER)
 
 
 def job_state(job: str) -> tuple[str, str] | None:
@@ -167,28 +111,6 @@ def wait_running(job: str, timeout: float) -> str:
             f"job {job} not running after {timeout:.0f} s:\n{sge('qstat', '-u', '*', '-f')}"
         )
         time.sleep(2)
-
-
-def qacct_records(job: str) -> list[dict[str, str]]:
-    """qacct's records of a job, each key -> value, oldest first; [] until it ended (a
-    rescheduled job has one more: the run that was cut short)."""
-    got = run(*["docker", "exec", "-u", "sgeadmin", *SGE_ENV, MASTER, "qacct", "-j", job],
-              check=False)  # fmt: skip
-    if got.returncode != 0:
-        return []
-    return [
-        {
-            line.split(None, 1)[0]: line.split(None, 1)[1].strip()
-            for line in chunk.splitlines()
-            if " " in line.strip()
-        }
-        for chunk in re.split(r"^=+$", got.stdout, flags=re.M)
-        if chunk.strip()
-    ]
-
-
-def epoch(qacct_time: str) -> float:
-    return time.mktime(time.strptime(qacct_time, "%a %b %d %H:%M:%S %Y"))
 
 
 def imds_control(node: str, method: str, path: str, body: dict | None = None) -> str:
@@ -232,21 +154,10 @@ def watcher_log(node: str) -> str:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[dict]:
     """The launched cluster, and what one test leaves the next (job ids, times)."""
-    started = run(str(REPO / "harness" / "ensure_docker.sh"), check=False, timeout=300)
-    if started.returncode != 0:
-        pytest.fail(f"no Docker engine: {started.stderr.strip()[-500:]}", pytrace=False)
-    run(str(REPO / "harness" / "build_image.sh"), timeout=1800)
-    assert (
-        not compute_containers()
-        and not run("docker", "ps", "-aq", "--filter", f"name={MASTER}").stdout
-    ), f"a cluster {CLUSTER} exists already; tear it down first"
-    try:
-        began = time.monotonic()
-        ok(playbook("launch.yml", {**BASE, "compute_count": 2}))
+    began = time.monotonic()
+    with LOCAL.launched(BASE, compute_count=2):
         print(f"\nlaunch of {CLUSTER} (master + 2 compute nodes): {time.monotonic() - began:.0f} s")
         yield {}
-    finally:
-        playbook("teardown.yml", {**BASE, "confirm": True, "delete_volumes": True}, timeout=600)
 
 
 def test_the_watcher_runs_on_each_compute_node_and_reaches_its_fake_imds(cluster: dict) -> None:
