@@ -7,7 +7,8 @@ prints (and writes to FILE) the environment that points the playbooks at it, e.g
     export AWS_ENDPOINT_URL=http://127.0.0.1:PORT AWS_REGION=us-east-1 ...
     ansible-playbook playbooks/launch.yml -e size=small -e ami_id=ami-... \
       -e admin_cidr=54.214.255.254/32 -e public_key_file=~/.ssh/id_ed25519.pub \
-      -e nfs_server_implementation=ganesha -e nfs_client_mount=false
+      -e nfs_server_implementation=ganesha -e nfs_client_mount=false \
+      -e segway_gmtk_source=''
 
 and keeps running (the twin follows every call) until interrupted; then it removes every
 container, loop device and image file it made. ``make twin`` runs it.
@@ -45,7 +46,7 @@ def main() -> int:
     lines = ["export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())]
     lines.append(
         f"# -e ami_id={image} -e admin_cidr={PUBLIC_GATEWAY}/32 "
-        "-e nfs_server_implementation=ganesha -e nfs_client_mount=false"
+        "-e nfs_server_implementation=ganesha -e nfs_client_mount=false -e segway_gmtk_source=''"
     )
     text = "\n".join(lines) + "\n"
     print(text, flush=True)

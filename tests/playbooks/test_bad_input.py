@@ -8,6 +8,7 @@ and what is allowed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -292,10 +293,7 @@ VALIDATE_SEGWAY_ENV = """
         ),
         pytest.param({"segway_env_gmtk_source": "LOCAL"}, id="controller-file-without-checksum"),
         pytest.param(
-            {
-                "segway_env_gmtk_source": "LOCAL",
-                "segway_env_gmtk_checksum": "sha256:" + "0123456789ABCDEF" * 4,
-            },
+            {"segway_env_gmtk_source": "LOCAL", "segway_env_gmtk_checksum": "OWN"},
             id="controller-file-with-checksum",
         ),
     ],
@@ -305,7 +303,9 @@ def test_good_gmtk_source_passes_validation(tmp_path: Path, extra: dict) -> None
     file on the controller with or without one, pass the validate entry point."""
     archive = tmp_path / "gmtk-1.4.4.tar.gz"
     archive.write_bytes(b"not really an archive; validation does not open it")
-    extra = {k: str(archive) if v == "LOCAL" else v for k, v in extra.items()}
+    # Its own sha256, in capitals: the check compares hex digits, not their case.
+    own = "sha256:" + hashlib.sha256(archive.read_bytes()).hexdigest().upper()
+    extra = {k: {"LOCAL": str(archive), "OWN": own}.get(v, v) for k, v in extra.items()}
     (tmp_path / "inventory.yml").write_text(ONE_MASTER)
     (tmp_path / "validate.yml").write_text(VALIDATE_SEGWAY_ENV)
     env = dict(os.environ, ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_NOCOLOR="1")
@@ -326,3 +326,58 @@ def test_good_gmtk_source_passes_validation(tmp_path: Path, extra: dict) -> None
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+ONE_EC2_MASTER = """
+master:
+  hosts:
+    master: {ansible_connection: local, segway_instance_id: i-0123456789abcdef0}
+compute:
+  hosts:
+    node001: {ansible_connection: local, segway_instance_id: i-0123456789abcdef1}
+"""
+RELEASE = "https://melodi.ee.washington.edu/downloads/gmtk/gmtk-1.4.4.tar.gz"
+RELEASE_SHA256 = "sha256:c6243f1b5c68910a4a0ea60a1b2285ede5ba771cfec3fa5ffa3699ecef6e87e0"
+BUILT_FROM = "GMTK: built on the master from"
+
+
+@pytest.mark.parametrize(
+    ("inventory", "extra", "built_from"),
+    [
+        pytest.param(ONE_EC2_MASTER, {}, f"{BUILT_FROM} {RELEASE} ({RELEASE_SHA256})", id="ec2"),
+        pytest.param(ONE_EC2_MASTER, {"segway_gmtk_source": ""}, None, id="ec2-opted-out"),
+        pytest.param(ONE_MASTER, {}, None, id="local"),
+    ],
+)
+def test_gmtk_release_is_the_ec2_default(
+    tmp_path: Path, inventory: str, extra: dict, built_from: str | None
+) -> None:
+    """On EC2 (nodes with segway_instance_id) configure.yml builds GMTK's official release,
+    checksum pinned, with no input; '' opts out; elsewhere nothing is built by default. A
+    bad value checked after the GMTK checks stops each run before any change."""
+    output = assert_refused(
+        run_configure(tmp_path, inventory, {**extra, "segway_env_cluster": "condor"}),
+        ["segway_env_cluster 'condor' is not allowed"],
+    )
+    if built_from:
+        assert built_from in output
+    else:
+        assert BUILT_FROM not in output
+
+
+def test_gmtk_checksum_mismatch_stops_before_any_change(tmp_path: Path) -> None:
+    archive = tmp_path / "gmtk-1.4.4.tar.gz"
+    archive.write_bytes(b"an archive whose sha256 is not the one given")
+    wrong = "sha256:" + "0123456789abcdef" * 4
+    output = assert_refused(
+        run_configure(
+            tmp_path,
+            ONE_MASTER,
+            {"segway_gmtk_source": str(archive), "segway_gmtk_checksum": wrong},
+        ),
+        [
+            f"segway_env_gmtk_checksum '{wrong}' does not match segway_env_gmtk_source '{archive}'",
+            f"(its sha256 is {hashlib.sha256(archive.read_bytes()).hexdigest()})",
+        ],
+    )
+    assert "Set the hostname" not in output
