@@ -15,10 +15,11 @@ short_description: Check launch's volumes input and plan the cluster's EC2 volum
 version_added: 0.1.0
 description:
   - Returns C(problems) (each naming the entry, the bad value and what is allowed) and
-    C(volumes), the cluster's own C(/home) volume first, then each data volume with its
-    name, Name tag, mount point, whether it is shared, its type, whether launch creates it,
-    and C(format) (C(if_blank) only for a volume launch creates empty).
-positional: cluster, home_size
+    C(volumes), the cluster's own C(/home) volume first, then its C(/segway-build) volume
+    (unless O(build_size) is 0), then each data volume with its name, Name tag, mount
+    point, whether it is shared, its type, whether launch creates it, and C(format)
+    (C(if_blank) only for a volume launch creates empty).
+positional: cluster, home_size, build_size
 options:
   _input:
     description: The C(volumes) input.
@@ -32,6 +33,12 @@ options:
     description: Size in GiB of the /home volume.
     type: raw
     required: true
+  build_size:
+    description:
+      - Size in GiB of the C(/segway-build) volume (Segway's environment and GMTK, kept by
+        teardown like C(/home)); V(0) for none.
+    type: raw
+    default: 20
 """
 
 

@@ -1,6 +1,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Pure planning of a cluster's EC2 data volumes: check the ``volumes`` input, name each
-volume, and add the cluster's own ``/home`` volume.
+volume, and add the cluster's own ``/home`` and ``/segway-build`` volumes.
 
 Used by the filter ``segway.cluster.ec2_volume_plan`` (launch's input checks, before any
 AWS call) and by the module ``segway.cluster.ec2_cluster_volumes`` (which creates and
@@ -55,6 +55,11 @@ RESERVED_MOUNTS = (
 )
 RESERVED_TREES = ("/proc/", "/sys/", "/dev/", "/run/", "/boot/", "/home/", "/etc/", "/usr/")
 HOME = {"name": "home", "mount": "/home"}
+# The shared build path (roles/segway_env: Segway's virtual environment and GMTK), kept
+# like /home so the next launch finds them built. Not a data volume: roles/nfs exports the
+# build path read-only by itself.
+BUILD = {"name": "segway-build", "mount": "/segway-build"}
+DEFAULT_BUILD_SIZE_GIB = 20
 MOUNT_RE = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 VOLUME_ID_RE = re.compile(r"^vol-([0-9a-f]{8}|[0-9a-f]{17})$")
@@ -144,8 +149,10 @@ def _check_entry(at: str, v: Mapping[str, Any]) -> list[str]:  # noqa: PLR0912 (
     if "name" in v:
         if not isinstance(v["name"], str) or not NAME_RE.match(v["name"]):
             out.append(f"{at}name '{v['name']}' must be 1-32 lowercase letters, digits and hyphens")
-        elif v["name"] == HOME["name"]:
-            out.append(f"{at}name 'home' is the cluster's own /home volume; choose another")
+        elif v["name"] in (HOME["name"], BUILD["name"]):
+            out.append(
+                f"{at}name '{v['name']}' is the cluster's own {v['name']} volume; choose another"
+            )
     return out
 
 
@@ -170,41 +177,67 @@ def _check_performance(at: str, v: Mapping[str, Any], vtype: str) -> list[str]:
     return out
 
 
-def plan_volumes(volumes: Any, cluster: str, home_size: Any) -> dict[str, Any]:
-    """Check the volumes input and name each volume.
-
-    Returns {'problems': [...], 'volumes': [...]}: every problem names the entry, the bad
-    value and what is allowed. The cluster's /home volume comes first. Each planned
-    volume has name, tag_name (<cluster>-<name>), mount, shared, type, create (launch
-    creates it) and format: 'if_blank' only for a volume launch creates empty, 'never'
-    for volumes from a snapshot or given by id (their data is never formatted).
-    """
+def _own_volumes(
+    cluster: str, home_size: Any, build_size: Any
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The problems with the sizes of the cluster's own volumes, and the volumes: /home,
+    then /segway-build unless build_size is 0."""
     problems: list[str] = []
     home = _whole(home_size)
     if home is None or not 1 <= home <= MAX_SIZE_GIB:
         problems.append(
             f"home_volume_size '{home_size}' must be whole GiB from 1 to {MAX_SIZE_GIB}"
         )
+    build = _whole(build_size)
+    if build is None or not 0 <= build <= MAX_SIZE_GIB:
+        problems.append(
+            f"build_volume_size '{build_size}' must be whole GiB from 1 to {MAX_SIZE_GIB}, "
+            "or 0 for no build volume (Segway and GMTK on the master's root disk, rebuilt "
+            "by every launch of a new master)"
+        )
+    own: list[dict[str, Any]] = []
+    for spec, size, shared in ((HOME, home, True), (BUILD, build, False)):
+        if spec is BUILD and not build:
+            continue
+        own.append(
+            {
+                "name": spec["name"],
+                "tag_name": f"{cluster}-{spec['name']}",
+                "mount": spec["mount"],
+                # The build path is not a data volume: roles/nfs exports it by itself.
+                "shared": shared,
+                "type": "gp3",
+                "size": size if size is not None else 0,
+                "create": True,
+                "format": "if_blank",
+                "home": spec is HOME,
+            }
+        )
+    return problems, own
+
+
+def plan_volumes(
+    volumes: Any, cluster: str, home_size: Any, build_size: Any = DEFAULT_BUILD_SIZE_GIB
+) -> dict[str, Any]:
+    """Check the volumes input and name each volume.
+
+    Returns {'problems': [...], 'volumes': [...]}: every problem names the entry, the bad
+    value and what is allowed. The cluster's /home volume comes first, then its
+    /segway-build volume (none when build_size is 0: the build path stays on the master's
+    root disk). Each planned volume has name, tag_name (<cluster>-<name>), mount, shared,
+    type, create (launch creates it) and format: 'if_blank' only for a volume launch
+    creates empty, 'never' for volumes from a snapshot or given by id (their data is
+    never formatted).
+    """
+    problems, planned = _own_volumes(cluster, home_size, build_size)
     if isinstance(volumes, (str, bytes, Mapping)) or not isinstance(volumes, Sequence):
         return {"problems": [*problems, f"volumes must be a list, got {volumes!r}"], "volumes": []}
-    if len(volumes) > len(DEVICES) - 1:
+    own = len(planned)
+    if len(volumes) > len(DEVICES) - own:
         problems.append(
-            f"volumes: {len(volumes)} volumes are too many: at most {len(DEVICES) - 1} "
-            "besides the cluster's /home"
+            f"volumes: {len(volumes)} volumes are too many: at most {len(DEVICES) - own} "
+            "besides the cluster's own /home" + (" and /segway-build" if own > 1 else "")
         )
-    planned: list[dict[str, Any]] = [
-        {
-            "name": HOME["name"],
-            "tag_name": f"{cluster}-{HOME['name']}",
-            "mount": HOME["mount"],
-            "shared": True,
-            "type": "gp3",
-            "size": home if home is not None else 0,
-            "create": True,
-            "format": "if_blank",
-            "home": True,
-        }
-    ]
     for index, v in enumerate(volumes):
         at = f"volumes[{index}] {v!r}: "
         if not isinstance(v, Mapping):

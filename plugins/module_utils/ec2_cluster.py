@@ -39,6 +39,7 @@ PARTITION_TAG = "segway:partition"
 # The rule launch.yml checks cluster_name with.
 CLUSTER_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 HOME_MOUNT = "/home"
+BUILD_MOUNT = "/segway-build"
 DEFAULT_SSH_USER = "admin"  # the login user of the official Debian images
 INSTANCE_TYPES_PER_CALL = 100  # DescribeInstanceTypes accepts at most 100 names
 PYTHON = "/usr/bin/python3"
@@ -114,8 +115,9 @@ def mount_entries(volumes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
     format comes from the volume's segway:format tag and is ``never`` without it: only a
     volume launch tagged as created empty (``if_blank``) is ever formatted. fstype and
-    partition come from their tags when set. The /home volume gets copy_existing, so
-    what the master's /home held is copied onto it when it is formatted."""
+    partition come from their tags when set. The /home and /segway-build volumes get
+    copy_existing, so what the master held there is copied onto them when they are
+    formatted (a blank build volume then keeps an environment built before it)."""
     entries = []
     for vol in volumes:
         if not vol.get("mount"):
@@ -133,7 +135,7 @@ def mount_entries(volumes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             entry["fstype"] = vol["fstype"]
         if vol.get("partition") is not None:
             entry["partition"] = vol["partition"]
-        if vol["mount"] == HOME_MOUNT:
+        if vol["mount"] in (HOME_MOUNT, BUILD_MOUNT):
             entry["copy_existing"] = True
         entries.append(entry)
     return entries
@@ -726,6 +728,8 @@ def volume_label(vol: Mapping[str, Any]) -> str:
     where = f"{name}, {mount}" if mount else name
     if tags.get(VOLUME_TAG) == "home" or mount == HOME_MOUNT:
         return f"({where}: the files of the cluster user)"
+    if tags.get(CLUSTER_TAG) and (tags.get(VOLUME_TAG) == "segway-build" or mount == BUILD_MOUNT):
+        return f"({where}: Segway and GMTK as built, so the next launch skips the build)"
     if tags.get(ATTACHED_TAG) or not tags.get(CLUSTER_TAG):
         return f"({where}: yours, attached by id; never deleted)"
     return f"({where})"

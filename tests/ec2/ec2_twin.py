@@ -26,10 +26,12 @@ configure.yml can run over SSH, and a kept volume can be re-attached with its fi
   node's private IP in Ganesha's export list, while Ganesha runs, and that lives on one
   of the master's volumes, is mounted in the node's container from the same loop
   device (the kernel shares one filesystem between both mounts, as an NFS client sees
-  the server's). The shared build path, a directory on the master's root disk on EC2,
-  is a docker volume of the master's lifetime mounted in every container of the cluster
-  (Ganesha cannot export the container's overlay root). Security groups are not
-  enforced: every container can reach every other one.
+  the server's). The shared build path is a volume of its own (``<cluster>-segway-build``)
+  and mirrored the same way; with ``build_volume_size=0`` it is a directory on the
+  master's root disk on EC2, which Ganesha cannot export from a container's overlay root:
+  ``build_path_volume = True`` then makes it a docker volume of the master's lifetime
+  mounted in every container of the cluster.
+  Security groups are not enforced: every container can reach every other one.
 
 The data plane follows the control plane in ``reconcile()``: after every state-changing
 call the test proxy (``AwsProxy(after=twin.after)``) passes on, before the answer goes
@@ -256,6 +258,11 @@ class Ec2Twin:
         self.hold: Callable[[Mapping[str, Any]], bool] | None = None
         self.held: set[str] = set()
         self.ignored: set[str] = set()  # instances the twin cannot play (reported once)
+        # True for a cluster launched with build_volume_size=0, whose build path is a
+        # directory on the master's root disk: a docker volume stands in for it. Off by
+        # default: the build path is then an EBS volume, mounted over the directory, and
+        # something already mounted there would keep it from being mounted.
+        self.build_path_volume = False
         # Master instance -> ((init PID, export list mtime, its text), exports) last found
         # with Ganesha running (_exports).
         self._exports_seen: dict[str, tuple[tuple[int, int, str], dict]] = {}
@@ -503,7 +510,7 @@ class Ec2Twin:
     def _build_volume(self, node: Node, inst: Mapping[str, Any]) -> str:
         """The docker volume standing in for the master's exported build path: named after
         the cluster's master instance, whose root disk holds it on EC2."""
-        if not node.cluster:
+        if not node.cluster or not self.build_path_volume:
             return ""
         master = inst["InstanceId"] if node.role == "master" else ""
         if not master:

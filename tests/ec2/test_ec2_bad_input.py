@@ -188,6 +188,11 @@ CASES: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         {"home_volume_size": "lots"},
         ["home_volume_size 'lots' must be whole GiB from 1 to 65536"],
     ),
+    "build-volume-size": (
+        "launch.yml",
+        {"build_volume_size": -3},
+        ["build_volume_size '-3' must be whole GiB from 1 to 65536, or 0 for no build volume"],
+    ),
     "volume-of-another-cluster": (
         "launch.yml",
         {"volumes": [{"id": "VOL_C", "mount": "/theirs"}]},

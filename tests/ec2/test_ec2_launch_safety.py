@@ -136,14 +136,14 @@ def scenario_a_volume_named_like_ours_is_never_adopted_nor_deleted(world: dict) 
 # ---------------------------------------------------------------- 2: device slots
 
 
-def refuse_first_attach_on_sdh(fields: Mapping[str, str], seen: list[str]) -> tuple | None:
+def refuse_first_attach_on_sdi(fields: Mapping[str, str], seen: list[str]) -> tuple | None:
     """EC2's answer when the device name is already taken on the instance (a volume
     someone attached between launch's look and its request); moto would accept it."""
-    if fields.get("Action") == "AttachVolume" and fields.get("Device") == "/dev/sdh" and not seen:
+    if fields.get("Action") == "AttachVolume" and fields.get("Device") == "/dev/sdi" and not seen:
         seen.append(fields["VolumeId"])
         return (
             "InvalidParameterValue",
-            "Invalid value '/dev/sdh' for unixDevice. Attachment point /dev/sdh is already in use",
+            "Invalid value '/dev/sdi' for unixDevice. Attachment point /dev/sdi is already in use",
         )
     return None
 
@@ -163,7 +163,7 @@ def scenario_inserting_a_volume_keeps_every_volume_on_its_mount(world: dict) -> 
     data_device = by_mount["/data"]["Attachments"][0]["Device"]
     seen: list[str] = []
     url = world["moto"].url
-    refuse = any_refusal(ec2_strict(url), lambda f: refuse_first_attach_on_sdh(f, seen))
+    refuse = any_refusal(ec2_strict(url), lambda f: refuse_first_attach_on_sdi(f, seen))
     with AwsProxy(url, refuse=refuse) as px:
         second = run(
             world,
@@ -180,7 +180,7 @@ def scenario_inserting_a_volume_keeps_every_volume_on_its_mount(world: dict) -> 
     assert refused == ["AttachVolume"], "the proxy did not refuse the taken device"
     volumes = ec2.describe_volumes(Filters=[{"Name": "tag:segway:cluster", "Values": ["slots"]}])
     by_mount = {tags(v)["segway:mount"]: v for v in volumes["Volumes"] if "segway:mount" in tags(v)}
-    assert sorted(by_mount) == ["/data", "/home", "/results"]
+    assert sorted(by_mount) == ["/data", "/home", "/results", "/segway-build"]
     # /data is the same volume on the same device; /results is a new volume of its own,
     # attached on the next free name after the one EC2 said was taken.
     assert by_mount["/data"]["VolumeId"] == data_id
@@ -188,8 +188,9 @@ def scenario_inserting_a_volume_keeps_every_volume_on_its_mount(world: dict) -> 
     results = by_mount["/results"]
     assert results["VolumeId"] not in (data_id, by_mount["/home"]["VolumeId"])
     assert results["Size"] == 3 and tags(results)["segway:volume"] == "results"
-    # /dev/sdf (home) and /dev/sdg (data) are in use; EC2 said /dev/sdh was taken.
-    assert results["Attachments"][0]["Device"] == "/dev/sdi"
+    # /dev/sdf (home), /dev/sdg (segway-build) and /dev/sdh (data) are in use; EC2 said
+    # /dev/sdi was taken.
+    assert results["Attachments"][0]["Device"] == "/dev/sdj"
     master = instances_of(ec2, "slots")[0]
     mapping = {b["DeviceName"]: b["Ebs"]["VolumeId"] for b in master["BlockDeviceMappings"]}
     for mount, vol in by_mount.items():
@@ -200,49 +201,50 @@ def scenario_inserting_a_volume_keeps_every_volume_on_its_mount(world: dict) -> 
 
 
 def scenario_home_volume_is_kept_reattached_and_deleted_only_on_request(world: dict) -> None:
+    """/home and /segway-build (Segway and GMTK as built) are the cluster's own volumes:
+    kept by teardown, re-attached to the next master, deleted only with delete_volumes."""
     ec2 = world["ec2"]
-    launch = base(world, "homes", home_volume_size=7)
+    launch = base(world, "homes", home_volume_size=7, build_volume_size=9)
+
+    def own(name: str) -> list[dict]:
+        return ec2.describe_volumes(
+            Filters=[
+                {"Name": "tag:segway:cluster", "Values": ["homes"]},
+                {"Name": "tag:segway:volume", "Values": [name]},
+            ]
+        )["Volumes"]
+
     first = run(world, "launch.yml", launch)
     assert first.returncode == 0, str(first)
-    home = ec2.describe_volumes(
-        Filters=[
-            {"Name": "tag:segway:cluster", "Values": ["homes"]},
-            {"Name": "tag:segway:volume", "Values": ["home"]},
-        ]
-    )["Volumes"]
-    assert len(home) == 1
-    home_id = home[0]["VolumeId"]
+    home, build = own("home"), own("segway-build")
+    assert len(home) == 1 and len(build) == 1
+    home_id, build_id = home[0]["VolumeId"], build[0]["VolumeId"]
     assert home[0]["Size"] == 7 and home[0]["Encrypted"] is True
     assert tags(home[0])["segway:mount"] == "/home"
+    assert build[0]["Size"] == 9 and build[0]["Encrypted"] is True
+    assert tags(build[0])["segway:mount"] == "/segway-build"
     master = instances_of(ec2, "homes")[0]
     assert home[0]["Attachments"][0]["InstanceId"] == master["InstanceId"]
+    assert build[0]["Attachments"][0]["InstanceId"] == master["InstanceId"]
     down = run(world, "teardown.yml", {"cluster_name": "homes", "confirm": True})
     assert down.returncode == 0, str(down)
-    assert home_id in down.flat
-    kept = ec2.describe_volumes(VolumeIds=[home_id])["Volumes"][0]
-    assert kept["State"] == "available"
+    assert home_id in down.flat and build_id in down.flat
+    kept = ec2.describe_volumes(VolumeIds=[home_id, build_id])["Volumes"]
+    assert [v["State"] for v in kept] == ["available", "available"]
     again = run(world, "launch.yml", launch)
     assert again.returncode == 0, str(again)
     new_master = instances_of(ec2, "homes")[0]
     assert new_master["InstanceId"] != master["InstanceId"]
-    back = ec2.describe_volumes(VolumeIds=[home_id])["Volumes"][0]
-    assert back["Attachments"][0]["InstanceId"] == new_master["InstanceId"]
-    assert (
-        len(
-            ec2.describe_volumes(
-                Filters=[
-                    {"Name": "tag:segway:volume", "Values": ["home"]},
-                    {"Name": "tag:segway:cluster", "Values": ["homes"]},
-                ]
-            )["Volumes"]
-        )
-        == 1
-    ), "a second home volume was created"
+    for back in ec2.describe_volumes(VolumeIds=[home_id, build_id])["Volumes"]:
+        assert back["Attachments"][0]["InstanceId"] == new_master["InstanceId"]
+    assert len(own("home")) == 1, "a second home volume was created"
+    assert len(own("segway-build")) == 1, "a second build volume was created"
     gone = run(
         world, "teardown.yml", {"cluster_name": "homes", "confirm": True, "delete_volumes": True}
     )
     assert gone.returncode == 0, str(gone)
-    assert not ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": [home_id]}])["Volumes"]
+    for vol in (home_id, build_id):
+        assert not ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": [vol]}])["Volumes"]
 
 
 # ---------------------------------------------------------------- 4: never terminate

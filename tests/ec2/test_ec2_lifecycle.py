@@ -245,9 +245,11 @@ def test_data_volumes_are_attached_to_the_master_in_its_zone(world: dict, alpha:
         Filters=[{"Name": "attachment.instance-id", "Values": [master["InstanceId"]]}]
     )["Volumes"]
     data = {v["Attachments"][0]["Device"]: v for v in attached if tags(v).get("segway:mount")}
-    assert sorted(data) == ["/dev/sdf", "/dev/sdg", "/dev/sdh", "/dev/sdi"]
-    home, given = data["/dev/sdf"], data["/dev/sdg"]
-    genomes, scratch = data["/dev/sdh"], data["/dev/sdi"]
+    assert sorted(data) == ["/dev/sdf", "/dev/sdg", "/dev/sdh", "/dev/sdi", "/dev/sdj"]
+    by_mount = {tags(v)["segway:mount"]: v for v in data.values()}
+    home, build, given = by_mount["/home"], by_mount["/segway-build"], by_mount["/data"]
+    genomes, scratch = by_mount["/genomes"], by_mount["/scratch"]
+    assert home["Attachments"][0]["Device"] == "/dev/sdf"
     assert given["VolumeId"] == world["user_volume"]
     assert tags(given) == {
         "Name": "my-own-data",
@@ -267,12 +269,24 @@ def test_data_volumes_are_attached_to_the_master_in_its_zone(world: dict, alpha:
         "segway:format": "if_blank",
     }
     assert home["Size"] == 50
+    # So is /segway-build (Segway and GMTK as built): kept, formatted only while blank,
+    # not a data volume to share (roles/nfs exports the build path by itself).
+    assert tags(build) == {
+        "Name": "alpha-segway-build",
+        "segway:cluster": "alpha",
+        "segway:owner": OWNER,
+        "segway:volume": "segway-build",
+        "segway:mount": "/segway-build",
+        "segway:shared": "false",
+        "segway:format": "if_blank",
+    }
+    assert build["Size"] == 20
     assert genomes["SnapshotId"] == world["snapshot"] and genomes["Size"] == 4
     assert tags(genomes)["segway:mount"] == "/genomes" and tags(genomes)["Name"] == "alpha-genomes"
     assert tags(genomes)["segway:format"] == "never"  # made from a snapshot: never formatted
     assert scratch["Size"] == 2 and tags(scratch)["segway:shared"] == "false"
     assert tags(scratch)["segway:format"] == "if_blank"
-    for vol in (home, genomes, scratch):
+    for vol in (home, build, genomes, scratch):
         assert vol["Encrypted"] is True and vol["VolumeType"] == "gp3"
         assert tags(vol)["segway:cluster"] == "alpha"
     assert {v["AvailabilityZone"] for v in data.values()} == {"us-east-1b"}
@@ -354,19 +368,21 @@ def test_inventory_script_lists_the_cluster(world: dict, alpha: dict) -> None:
     volumes = hostvars["master"]["segway_volumes"]
     assert [(v["device"], v["mount"], v["shared"]) for v in volumes] == [
         ("/dev/sdf", "/home", True),
-        ("/dev/sdg", "/data", True),
-        ("/dev/sdh", "/genomes", True),
-        ("/dev/sdi", "/scratch", False),
+        ("/dev/sdg", "/segway-build", False),
+        ("/dev/sdh", "/data", True),
+        ("/dev/sdi", "/genomes", True),
+        ("/dev/sdj", "/scratch", False),
     ]
     # The same volumes as roles/ebs_mount takes them, so configure.yml mounts and shares them.
     mounts = hostvars["master"]["ebs_mount_volumes"]
     assert [(m["volume_id"], m["device"], m["mount_point"], m["share"]) for m in mounts] == [
         (v["volume_id"], v["device"], v["mount"], v["shared"]) for v in volumes
     ]
-    assert [m["name"] for m in mounts] == ["home", "data", "genomes", "scratch"]
-    # Only a volume launch created empty may be formatted; /home's files are copied over.
-    assert [m["format"] for m in mounts] == ["if_blank", "never", "never", "if_blank"]
-    assert mounts[0].get("copy_existing") is True
+    assert [m["name"] for m in mounts] == ["home", "segway-build", "data", "genomes", "scratch"]
+    # Only a volume launch created empty may be formatted; the files of /home and
+    # /segway-build are copied over (onto a blank volume only).
+    assert [m["format"] for m in mounts] == ["if_blank", "if_blank", "never", "never", "if_blank"]
+    assert [m.get("copy_existing", False) for m in mounts] == [True, True, False, False, False]
     assert "ebs_mount_volumes" not in hostvars["node001"]
     one = run_inventory(
         "--host",
@@ -546,10 +562,12 @@ def test_teardown_removes_one_cluster_and_keeps_its_data(world: dict, beta: dict
     kept = {
         v["VolumeId"]: v for v in ec2.describe_volumes(VolumeIds=list(alpha_volumes))["Volumes"]
     }
-    assert set(kept) == set(alpha_volumes) and len(kept) == 4  # /home, /data, /genomes, /scratch
+    # /home, /segway-build, /data, /genomes, /scratch
+    assert set(kept) == set(alpha_volumes) and len(kept) == 5
     assert all(v["State"] == "available" for v in kept.values())
     assert tags(kept[world["user_volume"]])["Name"] == "my-own-data"
     assert "Kept volumes:" in run.flat
+    assert "segway-build, /segway-build: Segway and GMTK as built" in run.flat
     assert not (world["home"] / ".ssh" / "segway_alpha_known_hosts").exists()
 
 

@@ -157,6 +157,20 @@ def succeeded(run: Run) -> None:
         pytest.fail(str(run), pytrace=False)
 
 
+PIP_TASK = (
+    "segway.cluster.segway_env : Install segway, genomedata and segtools at the pinned versions"
+)
+
+
+def pip_on_master(run: Run) -> str:
+    """What the run did with segway_env's pip task on the master: changed, skipping, ..."""
+    found = re.search(
+        rf"TASK \[{re.escape(PIP_TASK)}\][^\n]*\n(?:[^\n]*\n)*?(\w+): \[master\]", run.output
+    )
+    assert found, f"no {PIP_TASK!r} for the master in the run:\n{run}"
+    return found.group(1)
+
+
 def master_sh(world: dict[str, Any], script: str, user: str = "root") -> str:
     master = instances_of(world["ec2"], CLUSTER)[0]
     return world["twin"].exec(master["InstanceId"], script, user=user)
@@ -177,14 +191,16 @@ def test_launch_small_configures_over_ssh(twin: dict[str, Any]) -> None:
     assert sorted(nodes) == ["master", "node001", "node002"], nodes
     # Configured over SSH as admin: the hostnames, the volumes by serial, the exports.
     assert master_sh(twin, "hostname").strip() == "master"
-    # /home and /data are mounted from the loop devices the twin attached as their volumes.
+    # /home, /segway-build and /data are mounted from the loop devices the twin attached
+    # as their volumes; Segway went onto the build volume with pip.
     master = twin["twin"].nodes[nodes["master"]]
     attached = {f"7:{a.minor}" for a in master.attached.values()}
-    for path in ("/home", "/data"):
+    for path in ("/home", "/segway-build", "/data"):
         device = master_sh(twin, f"findmnt -rn -o MAJ:MIN --mountpoint {path}").strip()
         assert device in attached, (path, device, attached)
     exports = master_sh(twin, "cat /etc/ganesha/segway-exports.conf")
     assert '"/home"' in exports and '"/data"' in exports, exports
+    assert pip_on_master(run) == "changed"
     summary = json.loads((twin["work"] / "summary.json").read_text())
     assert summary["configured"] is True, summary
     # The host keys went to the known_hosts under HOME that teardown deletes, not to the
@@ -332,7 +348,7 @@ def test_teardown_keeps_volumes_and_relaunch_reattaches(twin: dict[str, Any]) ->
     state = account_state(twin["ec2"])
     assert not state["instances"], state
     kept = {v for v, s in state["volumes"] if s == "available"}
-    assert len(kept) == 2, state  # /home and /data
+    assert len(kept) == 3, state  # /home, /segway-build and /data
     twin["twin"].wait_quiet()
     assert twin["twin"].containers() == [], twin["twin"].containers()
     # The relaunch keeps the compute nodes off the internet (compute_public_ip=false), in a
@@ -354,6 +370,8 @@ def test_teardown_keeps_volumes_and_relaunch_reattaches(twin: dict[str, Any]) ->
     succeeded(run)
     assert master_sh(twin, "cat ~/results.txt", user="sgeadmin").strip() == MARK
     assert master_sh(twin, "cat /data/genome.txt").strip() == MARK
+    # The new master found Segway at its pins on the kept build volume: pip did not run.
+    assert pip_on_master(run) == "skipping", run
     master, *compute = instances_of(ec2, CLUSTER)
     assert master.get("PublicIpAddress") and master["SubnetId"] == private, master
     assert len(compute) == 2 and all("PublicIpAddress" not in i for i in compute), compute

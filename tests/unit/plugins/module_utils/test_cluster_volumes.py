@@ -15,8 +15,9 @@ VOL = "vol-0123456789abcdef0"
 SNAP = "snap-0123456789abcdef0"
 
 
-def plan(volumes, home=50):
-    return plan_volumes(volumes, "alpha", home)
+def plan(volumes, home=50, build=0):
+    """Without the build volume unless asked, so data volumes follow /home at [1]."""
+    return plan_volumes(volumes, "alpha", home, build)
 
 
 def test_home_volume_always_first():
@@ -133,6 +134,55 @@ def test_duplicates_and_too_many():
     assert f"volumes: two volumes have the same volume id: {VOL}" in ids["problems"]
     many = plan([{"size": 1, "mount": f"/d{i}"} for i in range(len(DEVICES))])
     assert any("too many" in p for p in many["problems"])
+
+
+def test_build_volume_follows_home_by_default():
+    result = plan_volumes([{"size": 2, "mount": "/data"}], "alpha", 50)
+    assert result["problems"] == []
+    home, build, data = result["volumes"]
+    assert home["mount"] == "/home"
+    assert build == {
+        "name": "segway-build",
+        "tag_name": "alpha-segway-build",
+        "mount": "/segway-build",
+        # Not a data volume: roles/nfs exports the build path (read-only) by itself.
+        "shared": False,
+        "type": "gp3",
+        "size": 20,
+        "create": True,
+        "format": "if_blank",
+        "home": False,
+    }
+    assert data["name"] == "data"
+
+
+def test_build_volume_size_zero_means_none():
+    result = plan([{"size": 2, "mount": "/data"}], build=0)
+    assert [v["mount"] for v in result["volumes"]] == ["/home", "/data"]
+    assert plan([], build="35")["volumes"][1]["size"] == 35
+
+
+@pytest.mark.parametrize("build", [-1, "big", 70000, True, 2.5])
+def test_build_volume_size_checked(build):
+    result = plan([], build=build)
+    assert result["problems"] == [
+        f"build_volume_size '{build}' must be whole GiB from 1 to 65536, or 0 for no build "
+        "volume (Segway and GMTK on the master's root disk, rebuilt by every launch of a new "
+        "master)"
+    ]
+
+
+def test_build_volume_name_and_device_are_the_clusters_own():
+    clash = plan([{"size": 1, "mount": "/b", "name": "segway-build"}], build=20)
+    assert any("name 'segway-build' is the cluster's own" in p for p in clash["problems"])
+    # One device name fewer for data volumes when the build volume takes one.
+    fits = [{"size": 1, "mount": f"/d{i}"} for i in range(len(DEVICES) - 1)]
+    assert plan(fits, build=0)["problems"] == []
+    crowded = plan(fits, build=20)["problems"]
+    assert crowded == [
+        f"volumes: {len(DEVICES) - 1} volumes are too many: at most {len(DEVICES) - 2} "
+        "besides the cluster's own /home and /segway-build"
+    ]
 
 
 def test_mount_problem_accepts_ordinary_paths():
