@@ -193,6 +193,34 @@ def check_down(result: Run) -> None:
     assert f"{CLUSTER}-home" in cluster_docker_volumes(), "the /home docker volume is gone"
 
 
+def in_node(node: str, script: str, user: str = "root") -> str:
+    argv = ["docker", "exec", f"{CLUSTER}-{node}", "su", "-", user, "-c", script]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, f"{argv}: rc {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def check_shared_volume() -> None:
+    """/data, the master's volume, is the same filesystem on node002: a job there reads
+    what the master wrote, and the master reads what the job wrote (where EC2's compute
+    nodes mount the master's NFS export, the local ones mount the same device)."""
+    token = f"written on the master {time.time_ns()}"
+    in_node("master", f"echo '{token}' > /data/from-master.txt", user="sgeadmin")
+    master_dev = in_node("master", "findmnt -n -o MAJ:MIN --mountpoint /data").strip()
+    node_dev = in_node("node002", "findmnt -n -o MAJ:MIN --mountpoint /data").strip()
+    assert master_dev and node_dev == master_dev, (master_dev, node_dev)
+    in_node(
+        "master",
+        "cd && rm -f shared.out && qsub -sync y -b y -j y -o shared.out -l hostname=node002 "
+        "-l mem_requested=100M sh -c 'hostname; cat /data/from-master.txt; "
+        "echo written by the job > /data/from-node002.txt'",
+        user="sgeadmin",
+    )
+    out = in_node("master", "cat ~/shared.out", user="sgeadmin").split("\n")
+    assert out[:2] == ["node002", token], out
+    assert in_node("master", "cat /data/from-node002.txt").strip() == "written by the job"
+
+
 CHECKS: dict[str, Callable[[Run], None]] = {
     "make cluster": check_launch,
     "make status": check_status,
@@ -237,6 +265,7 @@ def test_readme_commands_as_written(commands: list[str], fresh_cluster: None) ->
         result = run(command)
         CHECKS[command](result)
         if command == "make cluster":
+            check_shared_volume()
             again = run(command)
             assert again.returncode == 0, again
             recaps = again.recaps()
