@@ -1,7 +1,7 @@
 """The node roles own their inputs, and playbooks/configure.yml checks them once.
 
 Read from the files themselves (no Ansible run): every default of roles/common,
-ebs_mount, nfs, sge and segway_env names only the role's own variables (no fact, no
+ebs_mount, nfs, scratch, sge and segway_env names only the role's own variables (no fact, no
 inventory, no other role's setting); what one role takes from another is mapped in
 configure.yml's play vars, the same in both plays; the validate entry points set no
 facts; configure.yml's first play runs every validate entry point, and its second play
@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[3]
-ROLES = ["common", "ebs_mount", "nfs", "sge", "segway_env"]
+ROLES = ["common", "ebs_mount", "nfs", "scratch", "sge", "segway_env"]
 CONFIGURE = yaml.safe_load((REPO / "playbooks" / "configure.yml").read_text())
 
 
