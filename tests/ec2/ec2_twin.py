@@ -739,11 +739,16 @@ class Ec2Twin:
                     if node.mirrors.get(path) != (minor, ro):
                         if path in node.mirrors:
                             self._unmount(node, npid, path)
+                        # The master has the filesystem mounted read-write: a second
+                        # mount of it must be too (the kernel refuses one superblock
+                        # both ways, EBUSY). A read-only export is made read-only on
+                        # this mount only, as an NFS client sees it.
+                        readonly = f"mount -o remount,bind,ro {path}" if ro else "true"
                         self._nsenter(
                             npid,
                             f"mkdir -p {path}; rm -f /dev/.twin{minor}; "
                             f"mknod /dev/.twin{minor} b {LOOP_MAJOR} {minor}; "
-                            f"rc=0; mount -o {'ro' if ro else 'rw'} /dev/.twin{minor} {path} "
+                            f"rc=0; mount -o rw /dev/.twin{minor} {path} && {readonly} "
                             "|| rc=$?; "
                             f"rm -f /dev/.twin{minor}; exit $rc",
                         )
