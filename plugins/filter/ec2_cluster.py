@@ -1,7 +1,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters of roles/ec2_cluster and playbooks/tasks/cluster_nodes.yml over what
 segway.cluster.ec2_cluster_info returns: segway.cluster.ec2_cluster_summary (and
-local_cluster_summary, its provider=local twin), ec2_cluster_node_names, ec2_cluster_subnet,
+local_cluster_summary, its provider=local twin), ec2_cluster_node_names,
+ec2_cluster_free_names, ec2_cluster_pool_error, ec2_cluster_subnet,
 ec2_cluster_name_clashes, ec2_cluster_owner_check, ec2_cluster_with_placement_groups,
 ec2_cluster_autoscale_policy and ec2_cluster_with_autoscale_roles.
 The logic lives in plugins/module_utils/ec2_cluster.py and cluster_summary.py (unit-tested
@@ -16,9 +17,11 @@ from ansible_collections.segway.cluster.plugins.module_utils.cluster_summary imp
 from ansible_collections.segway.cluster.plugins.module_utils.ec2_cluster import (
     autoscale_policy,
     choose_subnet,
+    free_node_names,
     name_clash_labels,
     new_node_names,
     owner_check,
+    pool_error_text,
     with_autoscale_roles,
     with_placement_groups,
 )
@@ -93,6 +96,8 @@ class FilterModule:
             "ec2_cluster_summary": cluster_summary,
             "local_cluster_summary": local_cluster_summary,
             "ec2_cluster_node_names": new_node_names,
+            "ec2_cluster_free_names": free_node_names,
+            "ec2_cluster_pool_error": pool_error_text,
             "ec2_cluster_subnet": choose_subnet,
             "ec2_cluster_name_clashes": name_clash_labels,
             "ec2_cluster_owner_check": owner_check,

@@ -19,6 +19,7 @@ import os
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import islice
 from typing import Any, NamedTuple
 
 LOG = logging.getLogger("segway.ec2_cluster")
@@ -1102,6 +1103,28 @@ def new_node_names(
     ]
 
 
+def free_node_names(
+    existing: Sequence[Mapping[str, Any]], count: Any, cluster: str
+) -> list[dict[str, str]]:
+    """The tags of their own for count new compute nodes: the lowest node numbers no
+    existing compute node (plain_instance's, with its node name) holds, in order, each as
+    {segway:node: nodeNNN, Name: <cluster>-nodeNNN}."""
+    used = {str(i.get("node") or "") for i in existing} - {""}
+    free = (f"node{n:03d}" for n in range(1, 10000) if f"node{n:03d}" not in used)
+    wanted = max(whole(count), 0)
+    return [{NODE_TAG: name, "Name": f"{cluster}-{name}"} for name in islice(free, wanted)]
+
+
+def pool_error_text(error: Mapping[str, Any]) -> str:
+    """One per-pool error of segway.cluster.ec2_instant_fleet as a line for the user."""
+    pool = error.get("instance_type") or "every type"
+    where = f" in {error['subnet_id']}" if error.get("subnet_id") else ""
+    message = str(error.get("message") or "").strip()
+    return f"{pool}{where} ({error.get('lifecycle') or '?'}): {error.get('code') or 'error'}" + (
+        f": {message}" if message else ""
+    )
+
+
 def with_placement_groups(
     teardown: Mapping[str, Any], placement_groups: Sequence[Mapping[str, Any]], cluster: str
 ) -> dict[str, Any]:
@@ -1199,6 +1222,39 @@ def autoscale_policy(cluster: str, region: str, account: str) -> dict[str, Any]:
                 },
             },
             {
+                # The compute nodes come from one instant fleet (CreateFleet) over the
+                # cluster's compute template; the fleet is tagged with the cluster at
+                # creation. What the fleet launches is RunInstances on the caller's
+                # permissions (the statements above and below).
+                "Sid": "LaunchFleetsTaggedWithTheCluster",
+                "Effect": "Allow",
+                "Action": "ec2:CreateFleet",
+                "Resource": f"{arn}:fleet/*",
+                "Condition": {"StringEquals": {f"aws:RequestTag/{CLUSTER_TAG}": cluster}},
+            },
+            {
+                "Sid": "FleetsOnlyFromTheClustersTemplates",
+                "Effect": "Allow",
+                "Action": "ec2:CreateFleet",
+                "Resource": template,
+                "Condition": {
+                    "StringEquals": the_cluster,
+                    "Null": {f"aws:ResourceTag/{LOCK_RUN_TAG}": "true"},
+                },
+            },
+            {
+                # The rest of what a fleet names (its subnet, image, ...), in this
+                # region; the two statements above hold it to the cluster's template.
+                "Sid": "WhatAFleetUses",
+                "Effect": "Allow",
+                "Action": "ec2:CreateFleet",
+                "Resource": [
+                    *(f"{arn}:{kind}/*" for kind in _LAUNCHED + _USED),
+                    f"arn:aws:ec2:{region}::image/*",
+                ],
+                "Condition": {"StringEquals": {"aws:RequestedRegion": region}},
+            },
+            {
                 "Sid": "WhatATemplateLaunches",
                 "Effect": "Allow",
                 "Action": "ec2:RunInstances",
@@ -1212,9 +1268,11 @@ def autoscale_policy(cluster: str, region: str, account: str) -> dict[str, Any]:
                 "Sid": "TagWhatItCreates",
                 "Effect": "Allow",
                 "Action": "ec2:CreateTags",
-                "Resource": [*(f"{arn}:{kind}/*" for kind in _LAUNCHED), template],
+                "Resource": [*(f"{arn}:{kind}/*" for kind in (*_LAUNCHED, "fleet")), template],
                 "Condition": {
-                    "StringEquals": {"ec2:CreateAction": ["RunInstances", "CreateLaunchTemplate"]}
+                    "StringEquals": {
+                        "ec2:CreateAction": ["RunInstances", "CreateLaunchTemplate", "CreateFleet"]
+                    }
                 },
             },
             {

@@ -28,7 +28,11 @@ description:
     asked once more as on-demand.
   - API calls do not grow with O(count) - one C(DescribeInstances) (paginated), one
     C(DescribeInstanceTypes), one C(CreateFleet), and a second C(CreateFleet) for the
-    on-demand fallback. Throttled calls are retried with jittered back-off.
+    on-demand fallback - except with O(instance_tags), which costs one C(CreateTags) per new
+    instance given tags of its own. Throttled calls are retried with jittered back-off.
+  - The launch template must not ask for spot itself (C(InstanceMarketOptions)), as EC2
+    refuses such a template in a fleet. The market comes from O(market), the spot price
+    limit from O(spot_max_price).
 options:
   launch_template:
     description: The launch template every instance is launched from.
@@ -112,6 +116,29 @@ options:
         instance came from which market.
     type: bool
     default: false
+  market_tag:
+    description:
+      - The name of a tag every new instance gets at creation with the market of the fleet
+        that launched it (V(spot), or V(on-demand) for the on-demand fallback's).
+        Empty, no such tag.
+    type: str
+    default: ''
+  spot_max_price:
+    description:
+      - The most to pay per instance hour for spot, in USD (each override's C(MaxPrice)).
+        Empty, up to the on-demand price (EC2's default). Not applied to on-demand fleets.
+    type: str
+    default: ''
+  instance_tags:
+    description:
+      - Tags for each new instance of its own, in launch order - the first new instance
+        (as EC2 listed it) gets the first dict, and so on; new instances beyond the list
+        get none. Each is one C(CreateTags) call (EC2's C(TagSpecifications) give every
+        instance of a fleet the same tags), made right after the launch.
+      - For example a node name and number, which differ from instance to instance.
+    type: list
+    elements: dict
+    default: []
   fail_on_partial:
     description:
       - Fail when fewer instances were launched than asked (after the fallback), not only
@@ -158,7 +185,13 @@ EXAMPLES = r"""
       "segway:cluster": mycluster
       "segway:role": compute
       "segway:owner": arn:aws:iam::123456789012:user/alice
+    market_tag: "segway:market"
+    spot_max_price: "0.12"
     on_demand_fallback: true
+    # The two first new instances get a name each (one CreateTags call each).
+    instance_tags:
+      - {Name: mycluster-node001, "segway:node": node001}
+      - {Name: mycluster-node002, "segway:node": node002}
   register: fleet
 
 - name: On-demand only, the first type preferred
@@ -190,6 +223,9 @@ instances:
     subnet_id: {description: Its subnet (null when no O(subnet_ids) were given)., type: str}
     lifecycle: {description: V(spot) or V(on-demand)., type: str, sample: spot}
     availability_zone: {description: Its zone when EC2 reported it (else null)., type: str}
+    tags:
+      description: The tags of its own from O(instance_tags) it was given ({} if none).
+      type: dict
 existing_ids:
   description: The matching pending or running instances found before launching.
   returned: always
@@ -226,6 +262,14 @@ errors:
     lifecycle: {description: V(spot) or V(on-demand)., type: str}
     code: {description: EC2's error code., type: str, sample: InsufficientInstanceCapacity}
     message: {description: EC2's message., type: str}
+spot_refused:
+  description:
+    - The error codes with which EC2 refused spot capacity (per pool, or the whole spot
+      request), each once; empty when spot was not refused.
+  returned: always
+  type: list
+  elements: str
+  sample: [InsufficientInstanceCapacity]
 fleet_ids:
   description: The ids of the instant fleets created (one, two with the fallback).
   returned: always
@@ -242,9 +286,11 @@ plan:
     subnet_ids: {description: The subnets offered., type: list, elements: str}
     allocation_strategy: {description: The first fleet's allocation strategy., type: str}
     on_demand_fallback: {description: Whether a shortfall is asked as on-demand., type: bool}
+    spot_max_price: {description: The spot price limit (empty for none)., type: str}
 """
 
 import contextlib  # noqa: E402
+import re  # noqa: E402
 import uuid  # noqa: E402
 from collections import Counter  # noqa: E402
 from typing import Any  # noqa: E402
@@ -300,8 +346,22 @@ ARGUMENT_SPEC: dict[str, Any] = {
         "default": "lowest-price",
     },
     "on_demand_fallback": {"type": "bool", "default": False},
+    "market_tag": {"type": "str", "default": ""},
+    "spot_max_price": {"type": "str", "default": ""},
+    "instance_tags": {"type": "list", "elements": "dict", "default": []},
     "fail_on_partial": {"type": "bool", "default": False},
 }
+
+# Whole-request answers of EC2 that mean "no spot capacity for this request" (per-pool
+# errors come in the answer's Errors instead): with on_demand_fallback they are a
+# shortfall like any other, asked again as on-demand.
+SPOT_REFUSALS = (
+    "InsufficientInstanceCapacity",
+    "SpotMaxPriceTooLow",
+    "MaxSpotInstanceCountExceeded",
+    "InsufficientCapacity",
+)
+PRICE_RE = re.compile(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 
 
 def duplicates(values: list[str]) -> list[str]:
@@ -312,6 +372,7 @@ def check_inputs(params: dict[str, Any]) -> str | None:
     """The first problem with the options, as a message naming the option; None if none."""
     types, subnets = params["instance_types"], params["subnet_ids"]
     match, tags = params["match_tags"], params["tags"]
+    price = params["spot_max_price"]
     wrong = {k: v for k, v in match.items() if k not in tags or str(tags[k]) != str(v)}
     checks = [
         (
@@ -327,6 +388,10 @@ def check_inputs(params: dict[str, Any]) -> str | None:
             f"subnet_ids: {', '.join(duplicates(subnets))} given more than once in {subnets}",
         ),
         (params["count"] < 0, f"count: must be 0 or more, got {params['count']}"),
+        (
+            bool(price) and (not PRICE_RE.match(price) or float(price) <= 0),
+            f"spot_max_price: must be a positive hourly price in USD such as 0.12, got {price!r}",
+        ),
         (
             not match,
             "match_tags: must name at least one tag (without, every instance of the account "
@@ -352,6 +417,7 @@ class Fleet:
         self.match = {k: str(v) for k, v in self.params["match_tags"].items()}
         self.tags = {k: str(v) for k, v in self.params["tags"].items()}
         self.result: dict[str, Any] = {}
+        self.fallback = bool(self.params["on_demand_fallback"]) and self.params["market"] == "spot"
 
     # ------------------------------------------------------------------ reads
 
@@ -424,7 +490,12 @@ class Fleet:
                     override["SubnetId"] = subnet
                 if strategy in PRIORITIZED:
                     override["Priority"] = float(priority)
+                if market == "spot" and self.params["spot_max_price"]:
+                    override["MaxPrice"] = self.params["spot_max_price"]
                 overrides.append(override)
+        tags = dict(self.tags)
+        if self.params["market_tag"]:
+            tags[self.params["market_tag"]] = market
         options_key = "SpotOptions" if market == "spot" else "OnDemandOptions"
         return {
             "Type": "instant",
@@ -438,7 +509,7 @@ class Fleet:
             },
             options_key: {"AllocationStrategy": strategy},
             "TagSpecifications": [
-                {"ResourceType": kind, "Tags": ansible_dict_to_boto3_tag_list(self.tags)}
+                {"ResourceType": kind, "Tags": ansible_dict_to_boto3_tag_list(tags)}
                 for kind in ("instance", "volume", "fleet")
             ],
         }
@@ -448,6 +519,24 @@ class Fleet:
         try:
             answer = self.ec2.create_fleet(**self.request(market, count), aws_retry=True)
         except (BotoCoreError, ClientError) as exc:
+            error = exc.response.get("Error", {}) if isinstance(exc, ClientError) else {}
+            code = error.get("Code", "")
+            if market == "spot" and self.fallback and code in SPOT_REFUSALS:
+                # No spot at all for this request: a shortfall of every pool, asked again
+                # as on-demand.
+                return {
+                    "fleet_id": None,
+                    "instances": [],
+                    "errors": [
+                        {
+                            "instance_type": None,
+                            "subnet_id": None,
+                            "lifecycle": "spot",
+                            "code": code,
+                            "message": error.get("Message", ""),
+                        }
+                    ],
+                }
             launched = self.result["instance_ids"]  # by the first fleet, when this is the second
             self.result.update(changed=bool(launched), fulfilled=len(launched))
             kept = f"; the {len(launched)} launched before are kept" if launched else ""
@@ -470,6 +559,7 @@ class Fleet:
                         "subnet_id": override.get("SubnetId"),
                         "lifecycle": group.get("Lifecycle") or market,
                         "availability_zone": override.get("AvailabilityZone"),
+                        "tags": {},
                     }
                 )
         errors = []
@@ -494,7 +584,7 @@ class Fleet:
             self.module.fail_json(msg=problem)
         count = self.params["count"]
         market = self.params["market"]
-        fallback = self.params["on_demand_fallback"] and market == "spot"
+        fallback = self.fallback
         existing = self.existing()
         missing = max(count - len(existing), 0)
         self.result = {
@@ -507,6 +597,7 @@ class Fleet:
             "short_by": 0,
             "excess": max(len(existing) - count, 0),
             "errors": [],
+            "spot_refused": [],
             "fleet_ids": [],
             "plan": {
                 "count": missing,
@@ -515,6 +606,7 @@ class Fleet:
                 "subnet_ids": self.params["subnet_ids"],
                 "allocation_strategy": self.strategy(market),
                 "on_demand_fallback": fallback,
+                "spot_max_price": self.params["spot_max_price"] if market == "spot" else "",
             },
         }
         if missing == 0:
@@ -532,7 +624,35 @@ class Fleet:
         short = missing - len(self.result["instances"])
         if short and fallback:
             self.add(self.launch("on-demand", short))
+        self.tag_each()
         self.finish(len(existing), missing)
+
+    def tag_each(self) -> None:
+        """The tags of its own of each new instance (instance_tags), one CreateTags each."""
+        for instance, tags in zip(
+            self.result["instances"], self.params["instance_tags"], strict=False
+        ):
+            own = {str(k): str(v) for k, v in tags.items()}
+            instance["tags"] = own
+            if not own:
+                continue
+            try:
+                self.ec2.create_tags(
+                    Resources=[instance["instance_id"]],
+                    Tags=ansible_dict_to_boto3_tag_list(own),
+                    aws_retry=True,
+                )
+            except (BotoCoreError, ClientError) as exc:
+                self.result.update(changed=True, fulfilled=len(self.result["instances"]))
+                self.module.fail_json_aws(
+                    exc,
+                    msg=(
+                        f"launched {len(self.result['instances'])} instances "
+                        f"({', '.join(self.result['instance_ids'])}, kept), but cannot tag "
+                        f"{instance['instance_id']} with {own}"
+                    ),
+                    **self.result,
+                )
 
     def add(self, fleet: dict[str, Any]) -> None:
         if fleet["fleet_id"]:
@@ -540,6 +660,9 @@ class Fleet:
         self.result["instances"] += fleet["instances"]
         self.result["instance_ids"] += [i["instance_id"] for i in fleet["instances"]]
         self.result["errors"] += fleet["errors"]
+        for error in fleet["errors"]:
+            if error["lifecycle"] == "spot" and error["code"] not in self.result["spot_refused"]:
+                self.result["spot_refused"].append(error["code"])
 
     def finish(self, before: int, missing: int) -> None:
         fulfilled = len(self.result["instances"])

@@ -150,6 +150,32 @@ CASES: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         {"compute_type": "m7i.gigantic"},
         ["Instance type m7i.gigantic", "is not offered in us-east-1a"],
     ),
+    "compute-types-unknown": (
+        "launch.yml",
+        {"compute_types": ["m7i.xlarge", "m7i.nonesuch"]},
+        [
+            "compute_types: m7i.nonesuch (of m7i.xlarge, m7i.nonesuch) is not offered in",
+            "Nothing was changed.",
+        ],
+    ),
+    "compute-types-twice": (
+        "launch.yml",
+        {"compute_types": ["m7i.xlarge", "m6i.xlarge", "m7i.xlarge"]},
+        [
+            "compute_types ['m7i.xlarge', 'm6i.xlarge', 'm7i.xlarge'] is not allowed",
+            "give a list of 1 to 20 different EC2 instance type names",
+        ],
+    ),
+    "compute-types-empty": (
+        "launch.yml",
+        {"compute_types": []},
+        ["compute_types [] is not allowed", "or leave it unset for [compute_type] (m7i.xlarge)"],
+    ),
+    "compute-types-not-a-type": (
+        "launch.yml",
+        {"compute_types": "m7i.xlarge, big one"},
+        ["compute_types m7i.xlarge, big one is not allowed"],
+    ),
     "security-group-name-taken": (
         "launch.yml",
         {"cluster_name": "taken"},

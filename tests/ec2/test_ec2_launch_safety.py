@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import botocore.session
 import pytest
+from ec2_fleet import FleetProxy
 from ec2_moto import (
     AwsProxy,
     MotoServer,
@@ -85,8 +87,9 @@ def new_world(home: Path, key: Path, tmp: Path, name: str) -> dict:
     moto = MotoServer(log=tmp / f"moto-{name}.log").start()
     ec2 = ec2_client(moto.url)
     # Every run goes through a proxy that refuses what EC2 refuses and moto allows (a
-    # group or volume in use, a device name taken).
-    strict = AwsProxy(moto.url, refuse=ec2_strict(moto.url)).__enter__()
+    # group or volume in use, a device name taken), and launches a fleet's instances with
+    # their template's security group and IMDSv2 as EC2 does (ec2_fleet.py).
+    strict = FleetProxy(moto.url, refuse=ec2_strict(moto.url), like_ec2=True).__enter__()
     return {
         "ec2": ec2,
         "moto": moto,
@@ -309,7 +312,8 @@ def scenario_a_second_launch_of_a_running_launch_stops(world: dict) -> None:
     ec2 = world["ec2"]
     results: dict[str, Run] = {}
     url = world["moto"].url
-    with AwsProxy(url, refuse=any_refusal(ec2_strict(url), slow_run_instances)) as proxy:
+    refuse = any_refusal(ec2_strict(url), slow_run_instances)
+    with FleetProxy(url, refuse=refuse, like_ec2=True) as proxy:
         first = threading.Thread(
             target=lambda: results.update(
                 first=run(world, "launch.yml", base(world, "race"), endpoint=proxy.url)
@@ -626,7 +630,7 @@ def scenario_autoscale_gives_the_master_a_least_privilege_role_that_teardown_del
     # and IAM left alone. Every EC2 and IAM call it makes is one the policy allows.
     ops = {svc: set(botocore.session.get_session().get_service_model(svc).operation_names)
            for svc in ("ec2", "iam")}  # fmt: skip
-    with AwsProxy(url, refuse=ec2_strict(url)) as px:
+    with FleetProxy(url, refuse=ec2_strict(url), like_ec2=True) as px:
         grown = run(
             world,
             "launch.yml",
@@ -640,12 +644,139 @@ def scenario_autoscale_gives_the_master_a_least_privilege_role_that_teardown_del
     called -= {"iam:ListAccountAliases"}
     assert set(counts) <= ops["ec2"] | ops["iam"] | {"GetCallerIdentity"}, counts
     assert grown.returncode == 0, str(grown)
-    assert "ec2:RunInstances" in called and "ec2:CreateLaunchTemplate" in called, called
+    # The new node comes from the cluster's compute template by an instant fleet.
+    assert "ec2:CreateFleet" in called and "ec2:CreateLaunchTemplate" in called, called
     assert called <= allowed, f"not in the policy: {sorted(called - allowed)}"
     grown_nodes = {tags(i)["segway:node"]: i for i in instances_of(ec2, "auto")}
     assert "IamInstanceProfile" not in grown_nodes["node002"], grown_nodes["node002"]
 
     autoscale_on_later_and_teardown(world, iam, iam_before)
+
+
+# ---------------------------------------------------------------- 11: EC2 calls of a launch
+
+
+def scenario_compute_nodes_come_from_one_instant_fleet_in_a_constant_number_of_calls(
+    world: dict,
+) -> None:
+    """Issue 17: launch's EC2 calls, counted at the proxy, for 0, 2 and 16 compute nodes on
+    spot over three types. Only the naming (one CreateTags per new node) grows with the
+    node count; the compute nodes take at most 40 calls beyond a master-only launch (the
+    measured baseline before the fleet: 100 calls for 2 nodes, 226 for 16, 9 more per
+    node). The CreateFleet request carries the types as overrides, price-capacity-optimized,
+    spot_max_price per override, the tags at creation and the cluster's template."""
+    ec2, url = world["ec2"], world["moto"].url
+    types = ["m7i.xlarge", "m6i.xlarge", "m7a.xlarge"]
+    counts: dict[int, Counter[str]] = {}
+    requests: dict[int, list[dict[str, Any]]] = {}
+    tagged: dict[int, list[dict[str, str]]] = {}
+    for nodes in (0, 2, 16):
+        cluster = f"calls{nodes}"
+        extra = {"compute_types": types, "spot": True, "spot_max_price": "0.2"}
+        with FleetProxy(url, refuse=ec2_strict(url), like_ec2=True) as px:
+            launched = run(
+                world, "launch.yml", base(world, cluster, compute_count=nodes, **extra),
+                endpoint=px.url,
+            )  # fmt: skip
+            counts[nodes] = px.counts()
+            requests[nodes] = px.fleet_requests()
+            tagged[nodes] = [f for action, f in px.requests if action == "CreateTags"]
+        assert launched.returncode == 0, str(launched)
+        names = sorted(tags(i)["segway:node"] for i in instances_of(ec2, cluster))
+        assert names == ["master"] + [f"node{n:03d}" for n in range(1, nodes + 1)], names
+    print(f"\nEC2 calls of launch: { {n: sum(c.values()) for n, c in counts.items()} }")
+    for nodes, found in counts.items():
+        print(nodes, dict(sorted(found.items())))
+    # Only the names grow with the node count: one CreateTags per new node, each naming
+    # one instance.
+    assert counts[16] - counts[2] == Counter({"CreateTags": 14}), counts[16] - counts[2]
+    assert not counts[2] - counts[16]
+    assert sum(counts[16].values()) - sum(counts[0].values()) <= 40, counts
+    names = [f for f in tagged[16] if any(v == "segway:node" for v in f.values())]
+    assert len(names) == 16 and all("ResourceId.2" not in f for f in names), names
+    assert counts[16]["CreateFleet"] == 1 and "RunInstances" in counts[16]  # the master's
+    assert "CreateFleet" not in counts[0]
+    # The fleet's request.
+    [request] = requests[16]
+    template = ec2.describe_launch_templates(
+        LaunchTemplateNames=["segway-calls16-compute-m7i.xlarge"]
+    )["LaunchTemplates"][0]["LaunchTemplateId"]
+    subnet = instances_of(ec2, "calls16")[0]["SubnetId"]
+    assert request["type"] == "instant"
+    assert request["template"] == {"LaunchTemplateId": template, "Version": "$Default"}
+    assert (request["market"], request["total"]) == ("spot", 16)
+    assert request["spot_strategy"] == "price-capacity-optimized"
+    assert request["overrides"] == [
+        {"InstanceType": t, "SubnetId": subnet, "MaxPrice": "0.2"} for t in types
+    ]
+    expected = {
+        "segway:cluster": "calls16",
+        "segway:owner": "arn:aws:sts::123456789012:user/moto",
+        "segway:role": "compute",
+        "segway:market": "spot",
+    }
+    assert request["tags"] == {"instance": expected, "volume": expected, "fleet": expected}
+    # The template asks for no market (EC2 refuses that in a fleet) and carries the
+    # network: the cluster's group, a public address, no subnet of its own.
+    data = ec2.describe_launch_template_versions(LaunchTemplateId=template, Versions=["$Default"])[
+        "LaunchTemplateVersions"
+    ][0]["LaunchTemplateData"]
+    assert "InstanceMarketOptions" not in data and "TagSpecifications" not in data, data
+    group = ec2.describe_security_groups(GroupNames=["segway-calls16"])["SecurityGroups"][0]
+    [interface] = data["NetworkInterfaces"]
+    assert interface["Groups"] == [group["GroupId"]] and "SubnetId" not in interface
+    assert interface["AssociatePublicIpAddress"] is True and interface["DeviceIndex"] == 0
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    # moto launches fleet spot instances as spot (through spot requests).
+    nodes = [i for i in instances_of(ec2, "calls16") if tags(i)["segway:role"] == "compute"]
+    assert {i.get("InstanceLifecycle") for i in nodes} == {"spot"}
+    assert {tags(i)["segway:market"] for i in nodes} == {"spot"}
+    assert {i["SubnetId"] for i in nodes} == {subnet}
+    # A second launch of the same size changes nothing and launches nothing.
+    with FleetProxy(url, refuse=ec2_strict(url), like_ec2=True) as px:
+        again = run(
+            world, "launch.yml", base(world, "calls16", compute_count=16, compute_types=types,
+                                      spot=True, spot_max_price="0.2"),
+            endpoint=px.url,
+        )  # fmt: skip
+        assert "CreateFleet" not in px.counts() and "CreateTags" not in px.counts()
+    assert again.returncode == 0 and again.changed == 0, str(again)
+
+
+def scenario_a_fleet_ec2_fills_in_part_keeps_and_names_what_it_launched(world: dict) -> None:
+    """EC2 launches 1 of 3 spot nodes (the proxy plays its per-pool errors): launch goes on
+    with that node, prints each pool's error and the shortfall (also in the summary), and
+    the next launch asks for the two missing nodes only."""
+    ec2, url = world["ec2"], world["moto"].url
+    summary = world["home"] / "short-summary.json"
+    extra = {
+        "spot": True,
+        "compute_count": 3,
+        "compute_types": ["m7i.xlarge", "m6i.xlarge"],
+        "summary_file": str(summary),
+    }
+    with FleetProxy(url, refuse=ec2_strict(url), like_ec2=True) as px:
+        px.capacity["spot"] = 1
+        short = run(world, "launch.yml", base(world, "short", **extra), endpoint=px.url)
+        [first] = px.fleet_requests()
+    assert short.returncode == 0, str(short)
+    assert first["total"] == 3 and first["market"] == "spot"
+    for instance_type in ("m7i.xlarge", "m6i.xlarge"):
+        assert f"{instance_type} in subnet-" in short.flat, str(short)
+    assert "(spot): InsufficientInstanceCapacity" in short.flat
+    assert "launched 1 of the 3 missing instances" in short.flat
+    notes = json.loads(summary.read_text())["notes"]
+    assert any("EC2 launched 2 compute nodes fewer than asked" in n for n in notes), notes
+    assert any("per-pool errors: m7i.xlarge in subnet-" in n for n in notes), notes
+    names = sorted(tags(i)["segway:node"] for i in instances_of(ec2, "short"))
+    assert names == ["master", "node001"], names
+    with FleetProxy(url, refuse=ec2_strict(url), like_ec2=True) as px:
+        again = run(world, "launch.yml", base(world, "short", **extra), endpoint=px.url)
+        [second] = px.fleet_requests()
+    assert again.returncode == 0, str(again)
+    assert second["total"] == 2
+    names = sorted(tags(i)["segway:node"] for i in instances_of(ec2, "short"))
+    assert names == ["master", "node001", "node002", "node003"], names
 
 
 # ---------------------------------------------------------------- running the scenarios

@@ -2,23 +2,28 @@
 
 One account, in order: cluster alpha is launched (size small, spot compute nodes, three
 data volumes), re-launched (no change), grown to medium (only the new nodes), listed by
-the inventory script; cluster beta is launched beside it through a proxy that refuses
+the inventory script; cluster beta is launched beside it through a proxy that has no
 spot capacity (first without, then with the on-demand fallback); alpha is torn down
 (beta untouched, data volumes kept), torn down again (no-op), and its created volumes
 deleted on request; beta's teardown without confirmation and without a terminal stops.
 alpha and beta are launched at the same time, to keep the suite short. What moto cannot
-show is said where it matters.
+show is said where it matters. Every run goes through ``FleetProxy`` (ec2_fleet.py), which
+keeps the requests and launches a fleet's instances with their template's security group
+and IMDSv2 as EC2 does (moto leaves both out).
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ec2_moto import AwsProxy, ec2_client
+from ec2_fleet import FleetProxy
+from ec2_moto import ec2_client
 from ec2_testlib import (
     Run,
     account_state,
@@ -37,7 +42,9 @@ UBUNTU_NAME = "ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-*"
 
 
 @pytest.fixture(scope="module")
-def world(moto, home: Path, ssh_key: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def world(
+    moto, home: Path, ssh_key: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict]:
     """A fresh account with a Debian-named image, a user's volume and a snapshot."""
     moto.reset()
     ec2 = ec2_client(moto.url)
@@ -58,9 +65,11 @@ def world(moto, home: Path, ssh_key: Path, tmp_path_factory: pytest.TempPathFact
     )["VolumeId"]
     source = ec2.create_volume(AvailabilityZone="us-east-1a", Size=3)["VolumeId"]
     snapshot = ec2.create_snapshot(VolumeId=source, Description="genomes")["SnapshotId"]
-    return {
+    proxy = FleetProxy(moto.url, like_ec2=True).__enter__()
+    yield {
         "ec2": ec2,
         "moto": moto,
+        "proxy": proxy,
         "home": home,
         "key": ssh_key,
         "image": image,
@@ -69,6 +78,7 @@ def world(moto, home: Path, ssh_key: Path, tmp_path_factory: pytest.TempPathFact
         "snapshot": snapshot,
         "tmp": tmp_path_factory.mktemp("lifecycle"),
     }
+    proxy.__exit__(None, None, None)
 
 
 def alpha_vars(world: dict, **extra: Any) -> dict[str, Any]:
@@ -94,7 +104,7 @@ def alpha_vars(world: dict, **extra: Any) -> dict[str, Any]:
 
 def launch(world: dict, variables: dict[str, Any], endpoint: str | None = None) -> Run:
     return run_playbook(
-        "launch.yml", variables, endpoint=endpoint or world["moto"].url, home=world["home"]
+        "launch.yml", variables, endpoint=endpoint or world["proxy"].url, home=world["home"]
     )
 
 
@@ -114,30 +124,44 @@ def template_id(ec2: Any, name: str) -> str:
 
 @pytest.fixture(scope="module")
 def clusters(world: dict) -> dict:
-    """Launch alpha, and beside it beta (through a proxy refusing spot), at the same time.
+    """Launch alpha, and beside it beta (through a proxy with no spot capacity), at the
+    same time.
 
-    beta's compute node is asked for on spot; the proxy answers that request as EC2 does
-    when the spot price is too low. beta is launched first without the on-demand fallback
-    (it must stop and say how to fall back), then with it.
+    beta's compute node is asked for on spot; the proxy answers that fleet as EC2 does
+    when the spot price is too low: no instance, an error per pool. beta is launched
+    first without the on-demand fallback (it must stop and say how to fall back), then
+    with it.
     """
     ec2 = world["ec2"]
     ec2.import_key_pair(
         KeyName="users-own-key", PublicKeyMaterial=Path(f"{world['key']}.pub").read_bytes()
     )
 
-    def launch_beta(proxy: AwsProxy) -> dict:
+    def launch_beta(proxy: FleetProxy) -> dict:
         refused = launch(world, beta_vars(world), endpoint=proxy.url)
+        refused_fleets = proxy.fleet_requests()
+        refused_roles = [tags(i)["segway:role"] for i in instances_of(ec2, "beta")]
         proxy.clear()
         fallback = launch(world, beta_vars(world, spot_fallback=True), endpoint=proxy.url)
-        return {"refused": refused, "fallback": fallback, "refusals": list(proxy.refused)}
+        return {
+            "refused": refused,
+            "refused_fleets": refused_fleets,
+            "refused_roles": refused_roles,
+            "fallback": fallback,
+            "fallback_fleets": proxy.fleet_requests(),
+        }
 
-    with AwsProxy(world["moto"].url, refuse=refuse_spot) as proxy, ThreadPoolExecutor(2) as pool:
+    world["proxy"].clear()
+    with FleetProxy(world["moto"].url, like_ec2=True) as proxy, ThreadPoolExecutor(2) as pool:
+        proxy.capacity["spot"] = 0
+        proxy.error_code = "SpotMaxPriceTooLow"
         alpha_run = pool.submit(launch, world, alpha_vars(world))
         beta = pool.submit(launch_beta, proxy)
         alpha = {"run": alpha_run.result()}
         beta_result = beta.result()
     assert alpha["run"].returncode == 0, str(alpha["run"])
     alpha["instances"] = instances_of(ec2, "alpha")
+    alpha["fleets"] = world["proxy"].fleet_requests()
     return {"alpha": alpha, "beta": beta_result}
 
 
@@ -207,8 +231,8 @@ def test_launch_templates_require_imdsv2_encrypt_root_and_ask_for_spot(
             Filters=[{"Name": "tag:segway:cluster", "Values": ["alpha"]}]
         )["LaunchTemplates"]
     }
-    master_name, spot_name = "segway-alpha-master-m7i.large", "segway-alpha-compute-m7i.xlarge-spot"
-    assert templates == {master_name, spot_name}
+    master_name, compute_name = "segway-alpha-master-m7i.large", "segway-alpha-compute-m7i.xlarge"
+    assert templates == {master_name, compute_name}
     for name in templates:
         data = template_data(ec2, name)
         assert data["MetadataOptions"]["HttpTokens"] == "required", name
@@ -217,24 +241,40 @@ def test_launch_templates_require_imdsv2_encrypt_root_and_ask_for_spot(
         assert root["DeviceName"] == "/dev/sda1"  # the image's root device
         assert root["Ebs"]["Encrypted"] is True, name
         assert root["Ebs"]["VolumeSize"] == 30 and root["Ebs"]["VolumeType"] == "gp3"
+    # No template asks for a market: EC2 refuses InstanceMarketOptions in a fleet's
+    # template. The compute nodes' carries their network (the fleet takes none).
     assert "InstanceMarketOptions" not in template_data(ec2, master_name)
-    spot = template_data(ec2, spot_name)
-    market = spot["InstanceMarketOptions"]
-    assert market["MarketType"] == "spot"
-    assert market["SpotOptions"]["MaxPrice"] == "0.05"
-    assert market["SpotOptions"]["SpotInstanceType"] == "one-time"
-    assert spot["InstanceType"] == "m7i.xlarge"
-    # The spot request launch makes is tagged for teardown.
-    requests = [
-        t for t in spot["TagSpecifications"] if t["ResourceType"] == "spot-instances-request"
+    compute = template_data(ec2, compute_name)
+    assert "InstanceMarketOptions" not in compute and "TagSpecifications" not in compute
+    assert compute["InstanceType"] == "m7i.xlarge"
+    group = ec2.describe_security_groups(GroupNames=["segway-alpha"])["SecurityGroups"][0]
+    [interface] = compute["NetworkInterfaces"]
+    assert interface["Groups"] == [group["GroupId"]] and "SubnetId" not in interface
+    assert interface["AssociatePublicIpAddress"] is True
+    # The master from its own template (RunInstances); both compute nodes from one instant
+    # fleet over the compute template, on spot at spot_max_price, tagged at creation.
+    master_id = template_id(ec2, master_name)
+    assert tags(alpha["instances"][0])["aws:ec2launchtemplate:id"] == master_id
+    [fleet] = alpha["fleets"]
+    assert fleet["template"] == {
+        "LaunchTemplateId": template_id(ec2, compute_name),
+        "Version": "$Default",
+    }
+    assert (fleet["type"], fleet["market"], fleet["total"]) == ("instant", "spot", 2)
+    assert fleet["spot_strategy"] == "price-capacity-optimized"
+    subnet = alpha["instances"][0]["SubnetId"]
+    assert fleet["overrides"] == [
+        {"InstanceType": "m7i.xlarge", "SubnetId": subnet, "MaxPrice": "0.05"}
     ]
-    assert tags(requests[0]) == {"segway:cluster": "alpha", "segway:owner": OWNER}
-    # moto does not mark template-launched instances as spot, so check the request made:
-    # the compute nodes came from the spot template, the master from its own.
-    by_template = [tags(i)["aws:ec2launchtemplate:id"] for i in alpha["instances"]]
-    master_id, spot_id = template_id(ec2, master_name), template_id(ec2, spot_name)
-    assert by_template == [master_id, spot_id, spot_id]
+    assert fleet["tags"]["instance"] == {
+        "segway:cluster": "alpha",
+        "segway:owner": OWNER,
+        "segway:role": "compute",
+        "segway:market": "spot",
+    }
     assert [tags(i).get("segway:market") for i in alpha["instances"]] == [None, "spot", "spot"]
+    # moto launches a fleet's spot instances as spot (through spot requests).
+    assert [i.get("InstanceLifecycle") for i in alpha["instances"]] == [None, "spot", "spot"]
     assert {i["MetadataOptions"]["HttpTokens"] for i in alpha["instances"]} == {"required"}
 
 
@@ -349,14 +389,21 @@ def test_inventory_script_lists_the_cluster(world: dict, alpha: dict) -> None:
     hostvars = inv["_meta"]["hostvars"]
     for inst in alpha["instances"]:
         hv = hostvars[tags(inst)["segway:node"]]
-        assert hv["ansible_host"] == inst["PublicIpAddress"]
+        # moto gives a fleet's instances no public address (its run_instances is called
+        # without the template's AssociatePublicIpAddress, which EC2 honours): the
+        # compute nodes are then reached at their private address through the master.
+        if tags(inst)["segway:role"] == "master":
+            assert hv["ansible_host"] == inst["PublicIpAddress"]
+        else:
+            assert hv["ansible_host"] == inst.get("PublicIpAddress", inst["PrivateIpAddress"])
         assert hv["common_private_ip"] == inst["PrivateIpAddress"]
         assert hv["segway_instance_id"] == inst["InstanceId"]
         assert hv["segway_zone"] == "us-east-1b"
         assert hv["ansible_user"] == "admin" and hv["ansible_become"] is True
         assert "StrictHostKeyChecking=accept-new" in hv["ansible_ssh_common_args"]
-        # moto does not mark template-launched spot instances as spot.
-        assert hv["segway_lifecycle"] == "on-demand"
+        # EC2 (and moto, for a fleet's spot instances) marks the compute nodes as spot.
+        node = tags(inst)["segway:node"]
+        assert hv["segway_lifecycle"] == ("on-demand" if node == "master" else "spot"), node
     assert (hostvars["master"]["segway_vcpus"], hostvars["master"]["segway_memory_mib"]) == (
         2,
         8192,
@@ -397,8 +444,13 @@ def test_inventory_script_lists_the_cluster(world: dict, alpha: dict) -> None:
 def test_growing_to_medium_adds_only_the_missing_nodes(world: dict, alpha: dict) -> None:
     ec2 = world["ec2"]
     before = {i["InstanceId"]: i for i in instances_of(ec2, "alpha")}
+    world["proxy"].clear()
     run = launch(world, alpha_vars(world, size="medium"))
     assert run.returncode == 0, str(run)
+    # The two new nodes from one fleet over medium's type, named after node002.
+    [fleet] = world["proxy"].fleet_requests()
+    assert [o["InstanceType"] for o in fleet["overrides"]] == ["r7i.2xlarge"]
+    assert fleet["total"] == 2
     after = instances_of(ec2, "alpha")
     assert [tags(i)["segway:node"] for i in after] == [
         "master",
@@ -422,14 +474,6 @@ def test_growing_to_medium_adds_only_the_missing_nodes(world: dict, alpha: dict)
 # ---------------------------------------------------------------- a second cluster, spot refused
 
 
-def refuse_spot(fields: dict[str, str]) -> tuple[str, str] | None:
-    if fields.get("Action") == "RunInstances" and fields.get(
-        "LaunchTemplate.LaunchTemplateName", ""
-    ).endswith("-spot"):
-        return ("SpotMaxPriceTooLow", "Your Spot request price of 0.001 is lower than the minimum")
-    return None
-
-
 def beta_vars(world: dict, **extra: Any) -> dict[str, Any]:
     return {
         "cluster_name": "beta",
@@ -444,23 +488,32 @@ def beta_vars(world: dict, **extra: Any) -> dict[str, Any]:
     }
 
 
-def test_spot_refusal_stops_and_names_the_fallback(beta: dict) -> None:
+def test_spot_refusal_stops_and_names_the_fallback(world: dict, beta: dict) -> None:
     run = beta["refused"]
     assert run.returncode != 0
     assert "SpotMaxPriceTooLow" in run.flat
     assert "EC2 refused spot capacity; re-run with -e spot_fallback=true" in run.flat
+    # EC2's per-pool error is named: the pool and its message.
+    pool = r"m7i\.xlarge in subnet-[0-9a-f]+ \(spot\): SpotMaxPriceTooLow"
+    assert re.search(pool, run.flat), str(run)
+    assert [f["market"] for f in beta["refused_fleets"]] == ["spot"]
+    assert beta["refused_roles"] == ["master"], beta["refused_roles"]  # no compute node
 
 
 def test_spot_fallback_launches_on_demand(world: dict, beta: dict) -> None:
     ec2 = world["ec2"]
     run = beta["fallback"]
     assert run.returncode == 0, str(run)
-    assert beta["refusals"] == ["RunInstances"]
+    # One spot fleet (no capacity), then the same node asked for on-demand.
+    spot, on_demand = beta["fallback_fleets"]
+    assert (spot["market"], spot["total"]) == ("spot", 1)
+    assert (on_demand["market"], on_demand["total"]) == ("on-demand", 1)
+    compute_id = template_id(ec2, "segway-beta-compute-m7i.xlarge")
+    assert spot["template"]["LaunchTemplateId"] == on_demand["template"]["LaunchTemplateId"]
+    assert on_demand["template"]["LaunchTemplateId"] == compute_id
+    assert "EC2 refused spot capacity (SpotMaxPriceTooLow); spot_fallback is on" in run.flat
     nodes = instances_of(ec2, "beta")
     assert [tags(i)["segway:node"] for i in nodes] == ["master", "node001"]
-    assert tags(nodes[1])["aws:ec2launchtemplate:id"] == template_id(
-        ec2, "segway-beta-compute-m7i.xlarge"
-    )
     assert tags(nodes[1])["segway:market"] == "on-demand"
     summary = json.loads((world["tmp"] / "beta.json").read_text())
     assert [n["market"] for n in summary["nodes"]] == ["on-demand", "on-demand"]

@@ -43,7 +43,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ec2_moto import AwsProxy, any_refusal, ec2_strict
+from ec2_fleet import FleetProxy
+from ec2_moto import any_refusal, ec2_strict
 from ec2_testlib import (
     REPO,
     Run,
@@ -90,7 +91,9 @@ def twin(moto, home: Path, ssh_key: Path) -> Iterator[dict[str, Any]]:
     work = Path(tempfile.mkdtemp(prefix="segway-twin."))
     twin = Ec2Twin(moto.url, work).start()
     strict = any_refusal(ec2_strict(moto.url), twin.refuse)
-    proxy = AwsProxy(moto.url, refuse=strict, after=twin.after).__enter__()
+    # FleetProxy: the compute nodes' instant fleet gets its template's security group and
+    # IMDSv2 setting as on EC2 (moto leaves both out; ec2_fleet.py).
+    proxy = FleetProxy(moto.url, refuse=strict, after=twin.after, like_ec2=True).__enter__()
     world = {
         "twin": twin,
         "proxy": proxy,

@@ -7,7 +7,7 @@ compute node002. Then, with real Grid Engine on the containers:
 
 1. Scale-up: a job fills node001's mem_requested and a second 1G job waits. A dry run
    plans "launch 1 x <compute type>" and changes nothing; one pass launches node002
-   through launch.yml, with RunInstances naming the cluster's compute launch template and
+   through launch.yml, with an instant CreateFleet from the cluster's compute launch template,
    tagging the new instance as the cluster's node002 (seen at the proxy), configures it,
    and the waiting job runs there to exit 0.
 2. Scale-down: with the fill job deleted and min_nodes=1, passes drain one idle node,
@@ -125,7 +125,7 @@ def test_scale_up_launches_from_the_clusters_template(cluster: dict[str, Any]) -
     assert f"action: launch 1 x {compute_type}" in dry.output, dry
     assert sorted(base.node_ids(world)) == ["master", "node001"]
 
-    seen, stop = calls_seen(world, {"RunInstances"})
+    seen, stop = calls_seen(world, {"CreateFleet"})
     began = time.monotonic()
     try:
         run = balance(world)
@@ -134,9 +134,12 @@ def test_scale_up_launches_from_the_clusters_template(cluster: dict[str, Any]) -
     print(f"\nEC2 balance pass that launched node002: {time.monotonic() - began:.0f} s")
     base.succeeded(run)
     assert len(seen) == 1, seen
-    assert seen[0].get("LaunchTemplate.LaunchTemplateName") == (
-        f"segway-{CLUSTER}-compute-{compute_type}"
-    ), seen
+    template = world["ec2"].describe_launch_templates(
+        LaunchTemplateNames=[f"segway-{CLUSTER}-compute-{compute_type}"]
+    )["LaunchTemplates"][0]
+    spec = "LaunchTemplateConfigs.1.LaunchTemplateSpecification"
+    assert seen[0].get(f"{spec}.LaunchTemplateId") == template["LaunchTemplateId"], seen
+    assert seen[0].get("Type") == "instant", seen
     nodes = {tags(i).get("segway:node"): i for i in instances_of(world["ec2"], CLUSTER)}
     assert sorted(nodes) == ["master", "node001", "node002"], nodes
     new = tags(nodes["node002"])

@@ -13,6 +13,8 @@ def test_every_filter_is_its_module_utils_function() -> None:
         "ec2_cluster_summary": cluster_summary.cluster_summary,
         "local_cluster_summary": cluster_summary.local_cluster_summary,
         "ec2_cluster_node_names": ec2_cluster.new_node_names,
+        "ec2_cluster_free_names": ec2_cluster.free_node_names,
+        "ec2_cluster_pool_error": ec2_cluster.pool_error_text,
         "ec2_cluster_subnet": ec2_cluster.choose_subnet,
         "ec2_cluster_name_clashes": ec2_cluster.name_clash_labels,
         "ec2_cluster_owner_check": ec2_cluster.owner_check,

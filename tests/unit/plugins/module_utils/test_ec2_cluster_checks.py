@@ -14,11 +14,13 @@ from ansible_collections.segway.cluster.plugins.module_utils.ec2_cluster import 
     build_inventory,
     check_volumes,
     choose_subnet,
+    free_node_names,
     inventory_hosts,
     name_clash_labels,
     new_node_names,
     offering_zones,
     owner_check,
+    pool_error_text,
     whole,
     with_autoscale_roles,
     with_placement_groups,
@@ -356,6 +358,18 @@ def test_autoscale_policy_grants_no_iam_and_scopes_every_write_to_the_cluster() 
     assert by_sid["WhatATemplateLaunches"]["Condition"] == {
         "ArnLike": {"ec2:LaunchTemplate": template}
     }
+    # The compute nodes' instant fleet: tagged with the cluster at creation, from the
+    # cluster's templates only (never a launch lock), tagging only at creation.
+    fleet = "arn:aws:ec2:eu-west-1:123456789012:fleet/*"
+    assert by_sid["LaunchFleetsTaggedWithTheCluster"]["Resource"] == fleet
+    assert by_sid["LaunchFleetsTaggedWithTheCluster"]["Condition"] == {
+        "StringEquals": {"aws:RequestTag/segway:cluster": "c1"}
+    }
+    assert by_sid["FleetsOnlyFromTheClustersTemplates"]["Resource"] == template
+    assert by_sid["FleetsOnlyFromTheClustersTemplates"]["Condition"] == launch["Condition"]
+    tagging = by_sid["TagWhatItCreates"]
+    assert fleet in tagging["Resource"]
+    assert "CreateFleet" in tagging["Condition"]["StringEquals"]["ec2:CreateAction"]
     assert by_sid["TerminateOnlyTheClustersComputeNodes"]["Condition"]["StringEquals"] == {
         "aws:ResourceTag/segway:cluster": "c1",
         "aws:ResourceTag/segway:role": "compute",
@@ -406,3 +420,30 @@ def test_autoscale_role_joins_the_plan_only_when_tagged_with_the_cluster() -> No
         "iam_roles": [],
     }
     assert with_autoscale_roles(nothing, roles, "c1")["empty"] is False
+
+
+def test_free_node_names_are_the_lowest_numbers_no_node_holds() -> None:
+    existing = [{"id": "i-1", "node": "node002"}, {"id": "i-2", "node": ""}, {"id": "i-3"}]
+    assert free_node_names(existing, 3, "c1") == [
+        {"segway:node": "node001", "Name": "c1-node001"},
+        {"segway:node": "node003", "Name": "c1-node003"},
+        {"segway:node": "node004", "Name": "c1-node004"},
+    ]
+    assert free_node_names([], "2", "c1")[1] == {"segway:node": "node002", "Name": "c1-node002"}
+    assert free_node_names(existing, 0, "c1") == []
+
+
+def test_pool_error_text_names_the_pool_and_ec2s_answer() -> None:
+    error = {
+        "instance_type": "m7i.xlarge",
+        "subnet_id": "subnet-1",
+        "lifecycle": "spot",
+        "code": "InsufficientInstanceCapacity",
+        "message": "There is no Spot capacity available that matches your request.",
+    }
+    assert pool_error_text(error) == (
+        "m7i.xlarge in subnet-1 (spot): InsufficientInstanceCapacity: There is no Spot "
+        "capacity available that matches your request."
+    )
+    whole = {"instance_type": None, "subnet_id": None, "lifecycle": "spot", "code": "X"}
+    assert pool_error_text(whole) == "every type (spot): X"

@@ -1,35 +1,19 @@
 """segway.cluster.ec2_instant_fleet against moto_server, through a recording proxy.
 
 The module runs as Ansible runs it (its file, given its arguments as JSON; the helper of
-tests/ec2) against moto_server 5.2.5 behind ``FleetProxy``, an ``AwsProxy``
-(tests/ec2/ec2_moto.py) that also keeps every request's form fields, so the tests read
-the CreateFleet request exactly as EC2 would receive it.
-
-What moto does for ``CreateFleet`` ``Type=instant``: it launches the instances at once and
-returns them in ``Instances`` (one entry per instance, where EC2 groups the ids of a
-pool), applies the ``instance`` and ``fleet`` tag specifications (not ``volume``: moto
-tags volumes only from the launch template), resolves the launch template by id or
-name, and applies the overrides' type and subnet - but it puts the whole capacity in the
-first override (it sorts by spot price, which nobody gives) whatever the allocation
-strategy says, it never fulfils partially and it never returns ``Errors``.
-
-Where moto is kinder than EC2, ``FleetProxy`` answers as EC2 does: given a capacity per
-market (``proxy.capacity["spot"] = 2``), it lowers the ``TotalTargetCapacity`` moto gets
-to what is left (so moto launches only that many, as EC2 would) and adds to moto's answer
-an ``errorSet`` with one ``InsufficientInstanceCapacity`` error per requested pool, in
-EC2's format (botocore parses it into ``Errors``).
+tests/ec2) against moto_server 5.2.5 behind ``FleetProxy`` (tests/ec2/ec2_fleet.py), an
+``AwsProxy`` that also keeps every request's form fields, so the tests read the
+CreateFleet request exactly as EC2 would receive it, and that plays EC2's limited
+capacity where moto has no limit (``proxy.capacity["spot"] = 2``): what moto does and
+does not do with instant fleets is said there.
 """
 
 from __future__ import annotations
 
-import io
 import sys
-import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
-from xml.sax.saxutils import escape
 
 import pytest
 import yaml
@@ -38,154 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "ec2"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ansible_collections.segway.cluster.plugins.modules import ec2_instant_fleet
-from ec2_moto import AwsProxy, MotoServer, ec2_client
+from ec2_fleet import NO_CAPACITY, FleetProxy
+from ec2_moto import MotoServer, ec2_client
 from ec2_testlib import run_module
 from test_documentation import mismatches
 
 TYPES = ["m7i.large", "m6i.large"]
 MATCH = {"segway:cluster": "c1", "segway:role": "compute"}
 TAGS = {**MATCH, "segway:owner": "arn:aws:iam::123456789012:user/alice"}
-NO_CAPACITY = {
-    "spot": "There is no Spot capacity available that matches your request.",
-    "on-demand": (
-        "We currently do not have sufficient {type} capacity in the Availability Zone you "
-        "requested. Our system will be working on provisioning additional capacity."
-    ),
-}
-
-
-class FleetProxy(AwsProxy):
-    """AwsProxy that keeps each request's fields and plays EC2's limited capacity."""
-
-    def __init__(self, target: str, **kwargs: Any) -> None:
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        # Instances EC2 has left per market; None: as many as asked (moto's behaviour).
-        self.capacity: dict[str, int | None] = {"spot": None, "on-demand": None}
-        self._fields_lock = threading.Lock()
-        super().__init__(target, **kwargs)
-
-    def fleet_requests(self) -> list[dict[str, Any]]:
-        return [fleet_request(f) for action, f in self.requests if action == "CreateFleet"]
-
-    def clear(self) -> None:
-        super().clear()
-        with self._fields_lock:
-            self.requests.clear()
-
-    def limit(self, fields: Mapping[str, str]) -> tuple[int, int]:
-        """(asked, granted) for this CreateFleet; takes the granted from the capacity."""
-        market = fields.get("TargetCapacitySpecification.DefaultTargetCapacityType", "")
-        asked = int(fields.get("TargetCapacitySpecification.TotalTargetCapacity", "0"))
-        with self._fields_lock:
-            left = self.capacity.get(market)
-            granted = asked if left is None else min(asked, left)
-            if left is not None:
-                self.capacity[market] = left - granted
-        return asked, granted
-
-    def _handler(self) -> type:
-        base = super()._handler()
-        proxy = self
-
-        class Handler(base):  # type: ignore[misc, valid-type]
-            short: dict[str, str] | None = None
-
-            def _forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-                fields = dict(pairs)
-                action = fields.get("Action", self.command)
-                with proxy._fields_lock:
-                    proxy.requests.append((action, fields))
-                self.short = None
-                if action == "CreateFleet":
-                    asked, granted = proxy.limit(fields)
-                    if granted < asked:  # EC2 launches what it has and says why not more
-                        self.short = fields
-                        total = "TargetCapacitySpecification.TotalTargetCapacity"
-                        pairs = [(k, str(granted) if k == total else v) for k, v in pairs]
-                        body = urlencode(pairs).encode()
-                        self.headers.replace_header("Content-Length", str(len(body)))
-                original = self.rfile
-                self.rfile = io.BytesIO(body)
-                try:
-                    base._forward(self)
-                finally:
-                    self.rfile = original
-
-            def _send(self, status: int, data: bytes, ctype: str) -> None:
-                if self.short is not None and status == 200:
-                    data = data.replace(b"<requestId>", error_set(self.short) + b"<requestId>", 1)
-                base._send(self, status, data, ctype)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _forward
-
-        return Handler
-
-
-def error_set(fields: Mapping[str, str]) -> bytes:
-    """EC2's errorSet for a CreateFleet it could not fill: one error per requested pool."""
-    request = fleet_request(fields)
-    market = request["market"]
-    template = "".join(
-        f"<{tag}>{escape(request['template'][key])}</{tag}>"
-        for key, tag in (
-            ("LaunchTemplateId", "launchTemplateId"),
-            ("LaunchTemplateName", "launchTemplateName"),
-            ("Version", "version"),
-        )
-        if key in request["template"]
-    )
-    items = []
-    for override in request["overrides"]:
-        subnet = f"<subnetId>{override['SubnetId']}</subnetId>" if "SubnetId" in override else ""
-        message = NO_CAPACITY[market].format(type=override["InstanceType"])
-        items.append(
-            "<item><launchTemplateAndOverrides>"
-            f"<launchTemplateSpecification>{template}</launchTemplateSpecification>"
-            f"<overrides><instanceType>{override['InstanceType']}</instanceType>{subnet}"
-            "</overrides></launchTemplateAndOverrides>"
-            f"<lifecycle>{market}</lifecycle>"
-            "<errorCode>InsufficientInstanceCapacity</errorCode>"
-            f"<errorMessage>{escape(message)}</errorMessage></item>"
-        )
-    return ("<errorSet>" + "".join(items) + "</errorSet>").encode()
-
-
-def fleet_request(fields: Mapping[str, str]) -> dict[str, Any]:
-    """A CreateFleet request's form fields (EC2 query protocol) as a structure."""
-    overrides: dict[int, dict[str, str]] = {}
-    tag_specs: dict[int, dict[str, Any]] = {}
-    template = {}
-    prefix = "LaunchTemplateConfigs.1."
-    for key, value in fields.items():
-        parts = key.split(".")
-        if key.startswith(prefix + "Overrides."):
-            overrides.setdefault(int(parts[3]), {})[parts[4]] = value
-        elif key.startswith(prefix + "LaunchTemplateSpecification."):
-            template[parts[3]] = value
-        elif key.startswith("TagSpecification."):
-            spec = tag_specs.setdefault(int(parts[1]), {"tags": {}, "keys": {}, "values": {}})
-            if parts[2] == "ResourceType":
-                spec["type"] = value
-            else:
-                spec["keys" if parts[4] == "Key" else "values"][int(parts[3])] = value
-    return {
-        "type": fields.get("Type"),
-        "client_token": fields.get("ClientToken"),
-        "market": fields.get("TargetCapacitySpecification.DefaultTargetCapacityType"),
-        "total": int(fields.get("TargetCapacitySpecification.TotalTargetCapacity", "-1")),
-        "spot_strategy": fields.get("SpotOptions.AllocationStrategy"),
-        "on_demand_strategy": fields.get("OnDemandOptions.AllocationStrategy"),
-        "template": template,
-        "configs": len({k.split(".")[1] for k in fields if k.startswith("LaunchTemplateConfigs.")}),
-        "overrides": [overrides[i] for i in sorted(overrides)],
-        "tags": {
-            s["type"]: {s["keys"][i]: s["values"][i] for i in s["keys"]} for s in tag_specs.values()
-        },
-    }
-
 
 # ---------------------------------------------------------------------------- fixtures
 
@@ -485,6 +329,8 @@ def test_unknown_instance_type_fails_before_any_launch(proxy, home, account) -> 
         ({"tags": {"segway:cluster": "c1"}}, "match_tags: segway:role=compute not in tags"),
         ({"match_tags": {}, "tags": {}}, "match_tags: must name at least one tag"),
         ({"launch_template": {"id": "lt-1", "name": "x"}}, "mutually exclusive: id|name"),
+        ({"spot_max_price": "cheap"}, "spot_max_price: must be a positive hourly price"),
+        ({"spot_max_price": "0"}, "spot_max_price: must be a positive hourly price"),
     ],
 )
 def test_bad_input_fails_naming_the_option(proxy, home, account, args, expected) -> None:
@@ -528,6 +374,80 @@ def test_throttling_is_retried(moto, home, account) -> None:
         assert result["fulfilled"] == 2 and len(matching(account["ec2"])) == 2
         assert proxy.refused == ["CreateFleet"]
         assert proxy.counts()["CreateFleet"] == 2
+
+
+def test_spot_price_market_tag_and_instance_tags(proxy, home, account) -> None:
+    """spot_max_price goes into every spot override (the template asks for no market),
+    market_tag into the tags at creation with each fleet's market, and instance_tags to
+    each new instance with one CreateTags call each."""
+    proxy.capacity["spot"] = 1
+    names = [{"Name": f"c1-node00{n}", "segway:node": f"node00{n}"} for n in (1, 2, 3)]
+    result = fleet(
+        proxy,
+        home,
+        account,
+        count=3,
+        spot_max_price="0.05",
+        market_tag="segway:market",
+        on_demand_fallback=True,
+        instance_tags=names,
+        subnet_ids=account["subnets"][:1],
+    )
+    assert not result.get("failed"), result
+    spot, on_demand = proxy.fleet_requests()
+    assert spot["overrides"] == [
+        {"InstanceType": t, "SubnetId": account["subnets"][0], "MaxPrice": "0.05"} for t in TYPES
+    ]
+    assert on_demand["overrides"] == [
+        {"InstanceType": t, "SubnetId": account["subnets"][0]} for t in TYPES
+    ]  # no spot price on the on-demand fleet
+    assert spot["tags"]["instance"] == {**TAGS, "segway:market": "spot"}
+    assert on_demand["tags"]["instance"] == {**TAGS, "segway:market": "on-demand"}
+    assert result["plan"]["spot_max_price"] == "0.05"
+    assert result["spot_refused"] == ["InsufficientInstanceCapacity"]
+    # The instances in the order EC2 listed them (spot first), each with its own name.
+    launched = matching(account["ec2"])
+    for instance, own in zip(result["instances"], names, strict=True):
+        assert instance["tags"] == own
+        got = tag_dict(launched[instance["instance_id"]])
+        assert got == {**TAGS, "segway:market": instance["lifecycle"], **own}, got
+    assert proxy.counts() == {
+        "DescribeInstances": 1,
+        "DescribeInstanceTypes": 1,
+        "CreateFleet": 2,
+        "CreateTags": 3,
+    }
+    # Fewer names than new instances: the rest get none, and no call.
+    proxy.clear()
+    proxy.capacity["spot"] = None
+    more = fleet(proxy, home, account, count=5, instance_tags=names[:1])
+    assert not more.get("failed"), more
+    assert [i["tags"] for i in more["instances"]] == [names[0], {}]
+    assert proxy.counts()["CreateTags"] == 1
+
+
+def test_a_refused_spot_request_falls_back_whole(moto, home, account) -> None:
+    """EC2 may refuse the spot request as a whole (an error answer, not per-pool errors):
+    with the fallback that is a shortfall of every pool; without, the module fails with
+    EC2's code."""
+
+    def no_spot(fields: Mapping[str, str]) -> tuple[str, str] | None:
+        spot = fields.get("TargetCapacitySpecification.DefaultTargetCapacityType") == "spot"
+        if fields.get("Action") == "CreateFleet" and spot:
+            return ("SpotMaxPriceTooLow", "Your Spot request price of 0.001 is lower")
+        return None
+
+    with FleetProxy(moto.url, refuse=no_spot) as proxy:
+        failed = fleet(proxy, home, account, count=2, spot_max_price="0.001")
+        assert failed["failed"] is True and failed["changed"] is False
+        assert failed["error"]["code"] == "SpotMaxPriceTooLow", failed
+        assert matching(account["ec2"]) == {}
+        result = fleet(proxy, home, account, count=2, on_demand_fallback=True)
+        assert not result.get("failed"), result
+        assert result["spot_refused"] == ["SpotMaxPriceTooLow"]
+        assert {i["lifecycle"] for i in result["instances"]} == {"on-demand"}
+        assert result["fulfilled"] == 2 and len(result["fleet_ids"]) == 1
+        assert result["errors"][0]["code"] == "SpotMaxPriceTooLow"
 
 
 def test_documentation_matches_the_argument_spec() -> None:
