@@ -18,7 +18,7 @@ BALANCE_EVERY ?= 60
 BALANCE_ARGS ?=
 LOCAL := -e provider=local -e cluster_name=$(CLUSTER)
 
-.PHONY: setup test lint pytest molecule engine image clean cluster status cluster-down sanity twin test-twin test-balance balance plot
+.PHONY: setup test lint pytest molecule engine image clean cluster status cluster-down sanity twin test-twin test-balance balance plot segway-demo
 
 ## setup: Python venv with Ansible, molecule, linters, moto; the collection link.
 setup: $(BIN)/.installed .collections/ansible_collections/segway/cluster
@@ -45,15 +45,17 @@ lint: setup
 	ruff format --check .
 	ansible-lint --profile production
 
+# rsync on this machine for fetch.yml and put.yml: Debian's package, when root.
+ENSURE_RSYNC := command -v rsync >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+  && (apt-get install -y -qq rsync >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq rsync >/dev/null; }); }
+
 ## pytest: every test under tests/, the EC2 twin's end-to-end run included (it needs the
 ## node image). The 25 slowest tests are listed at the end, to keep an eye on the budget.
 TWIN_TEST := tests/ec2/test_ec2_twin.py
 pytest: setup image
 	# fetch.yml and put.yml (tests/playbooks/test_fetch_put_local.py) run rsync here.
-	command -v rsync >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-	  && (apt-get install -y -qq rsync >/dev/null 2>&1 \
-	      || { apt-get update -qq && apt-get install -y -qq rsync >/dev/null; }); } \
-	  || echo "pytest: no rsync (not root, or apt-get failed): the fetch/put test fails"
+	$(ENSURE_RSYNC) || echo "pytest: no rsync (not root, or apt-get failed): the fetch/put test fails"
 	pytest -q --durations=25 tests
 
 ## test-twin: only the README's EC2 commands over SSH on the EC2 twin (root, Docker; about
@@ -82,6 +84,30 @@ molecule: setup image
 cluster: setup image
 	ansible-playbook playbooks/launch.yml $(LOCAL) -e size=$(SIZE) -e '{"volumes": $(LOCAL_VOLUMES)}'
 	ansible-playbook playbooks/example_job.yml $(LOCAL)
+
+## segway-demo: Segway end to end on the local cluster (not part of make test: building
+## GMTK takes minutes). Launches the local cluster (or re-uses it: a re-run builds
+## nothing) with GMTK built from GMTK_SOURCE, runs playbooks/segway_demo.yml (synthetic
+## genomedata, segway train and annotate through Grid Engine with DRMAA, a check of the
+## segmentation, segtools-length-distribution) and fetches the results into
+## SEGWAY_DEMO_DEST. DEMO_ARGS= adds inputs (-e demo_labels=4 -e demo_rounds=3).
+GMTK_SOURCE ?= $(abspath $(CURDIR)/../shared/gmtk/gmtk-1.4.4.tar.gz)
+GMTK_CHECKSUM ?= sha256:fd00c0df274efd584f6687a227e7fae61e0c4eaa34629f68233dd12c3150ed5c
+SEGWAY_DEMO_DEST ?= segway-demo-results
+DEMO_ARGS ?=
+segway-demo: setup image
+	$(ENSURE_RSYNC) || { echo "segway-demo: fetch.yml needs rsync here: install it"; exit 1; }
+	test -f "$(GMTK_SOURCE)" || { echo "segway-demo: no GMTK archive at $(GMTK_SOURCE);" \
+	  "set GMTK_SOURCE= (a GMTK 1.4.4 source archive) and GMTK_CHECKSUM=sha256:..."; exit 1; }
+	start=$$SECONDS; ansible-playbook playbooks/launch.yml $(LOCAL) -e size=$(SIZE) \
+	  -e '{"volumes": $(LOCAL_VOLUMES)}' -e segway_gmtk_source=$(GMTK_SOURCE) \
+	  -e segway_gmtk_checksum=$(GMTK_CHECKSUM); launched=$$SECONDS; \
+	ansible-playbook playbooks/segway_demo.yml $(LOCAL) $(DEMO_ARGS); ran=$$SECONDS; \
+	ansible-playbook playbooks/fetch.yml $(LOCAL) -e src=/home/sgeadmin/segway-demo/ \
+	  -e dest=$(SEGWAY_DEMO_DEST); \
+	echo "segway-demo: launch $$((launched - start)) s, demo $$((ran - launched)) s," \
+	  "fetch $$((SECONDS - ran)) s; results in $(SEGWAY_DEMO_DEST)/" \
+	  "(annotatedir/segway.bed.gz, traindir, length_distribution)"
 
 ## status: the local cluster's nodes, qhost -F mem_requested and jobs.
 status: setup
