@@ -339,7 +339,12 @@ def local_launch_summary(
     notes.append(
         f"The nodes share /home and /segway-build through docker volumes {cluster}-home and"
         f" {cluster}-segway-build (kept by teardown unless delete_volumes=true)"
-        + (", the data volumes are on the master only." if data_volumes else ".")
+        + (
+            "; every compute node mounts the data volumes at the same paths, from the same"
+            " loop devices."
+            if data_volumes
+            else "."
+        )
     )
     computes = [n for n in found if n["role"] == "compute"]
     if len(computes) > int(compute_count):

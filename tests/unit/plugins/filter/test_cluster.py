@@ -413,8 +413,8 @@ def test_local_launch_summary_notes_volumes_and_extra_nodes():
         "Volume data: /data on the master, image file /v/data.img (4 GiB, sparse) on /dev/loop3;"
         " teardown keeps it unless delete_volumes=true.",
         "The nodes share /home and /segway-build through docker volumes c-home and"
-        " c-segway-build (kept by teardown unless delete_volumes=true), the data volumes are"
-        " on the master only.",
+        " c-segway-build (kept by teardown unless delete_volumes=true); every compute node"
+        " mounts the data volumes at the same paths, from the same loop devices.",
         "The cluster has 2 compute nodes, more than the 1 asked for: launch never removes nodes.",
     ]
 
