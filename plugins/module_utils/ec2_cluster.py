@@ -452,13 +452,26 @@ def plain_instance(inst: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def fetch_name_clashes(ec2: Any, cluster: str, name: str) -> list[dict[str, str]]:
-    """Key pairs and security groups called name that are not the cluster's own."""
-    named = [{"Name": "key-name", "Values": [name]}]
+def fetch_key_pairs(ec2: Any) -> list[dict[str, Any]]:
+    """Every key pair of the region (DescribeKeyPairs has no pages), with its tags: one
+    call for both fetch_owned and fetch_name_clashes."""
+    return list(ec2.describe_key_pairs()["KeyPairs"])
+
+
+def fetch_name_clashes(
+    ec2: Any, cluster: str, name: str, key_pairs: Sequence[Mapping[str, Any]] | None = None
+) -> list[dict[str, str]]:
+    """Key pairs and security groups called name that are not the cluster's own.
+
+    key_pairs: the region's key pairs (fetch_key_pairs) when already read."""
+    if key_pairs is None:
+        key_pairs = ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [name]}])[
+            "KeyPairs"
+        ]
     clashes = [
         {"kind": "key pair", "id": k["KeyName"], "vpc_id": ""}
-        for k in ec2.describe_key_pairs(Filters=named)["KeyPairs"]
-        if tag_dict(k.get("Tags")).get(CLUSTER_TAG) != cluster
+        for k in key_pairs
+        if k["KeyName"] == name and tag_dict(k.get("Tags")).get(CLUSTER_TAG) != cluster
     ]
     for page in ec2.get_paginator("describe_security_groups").paginate(
         Filters=[{"Name": "group-name", "Values": [name]}]
@@ -583,7 +596,9 @@ def fetch_group_users(ec2: Any, cluster: str, group_ids: Sequence[str]) -> dict[
     return users
 
 
-def fetch_owned(ec2: Any, cluster: str) -> dict[str, Any]:
+def fetch_owned(
+    ec2: Any, cluster: str, key_pairs: Sequence[Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
     """Everything tagged as the cluster's, and the spot requests of its instances.
 
     Each instance, volume, launch template and security group carries its tags and its
@@ -592,7 +607,11 @@ def fetch_owned(ec2: Any, cluster: str) -> dict[str, Any]:
     check (roles/ec2_cluster/tasks/owner.yml). lock is the launch lock template ({} when
     none); data_volumes the volumes attached to the cluster's instances that outlive
     them (also those the user attached by id); security_groups[].users what else uses
-    each group (see fetch_group_users)."""
+    each group (see fetch_group_users). key_pairs: the region's key pairs
+    (fetch_key_pairs) when already read.
+
+    The launch lock's template is listed without reading its versions (it launches
+    nothing and names no placement group)."""
     tagged = [{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]
     instances = [
         plain_instance(i)
@@ -618,9 +637,14 @@ def fetch_owned(ec2: Any, cluster: str) -> dict[str, Any]:
     templates = []
     for page in ec2.get_paginator("describe_launch_templates").paginate(Filters=tagged):
         for tmpl in page["LaunchTemplates"]:
-            latest = ec2.describe_launch_template_versions(
-                LaunchTemplateId=tmpl["LaunchTemplateId"], Versions=["$Latest"]
-            )["LaunchTemplateVersions"]
+            is_lock = tmpl["LaunchTemplateName"] == lock_name(cluster)
+            latest = (
+                []
+                if is_lock
+                else ec2.describe_launch_template_versions(
+                    LaunchTemplateId=tmpl["LaunchTemplateId"], Versions=["$Latest"]
+                )["LaunchTemplateVersions"]
+            )
             data = latest[0]["LaunchTemplateData"] if latest else {}
             tags = tag_dict(tmpl.get("Tags"))
             templates.append(
@@ -631,7 +655,7 @@ def fetch_owned(ec2: Any, cluster: str) -> dict[str, Any]:
                     "created": str(tmpl.get("CreateTime", "")),
                     "tags": tags,
                     "owner": tags.get(OWNER_TAG, ""),
-                    "lock": tmpl["LaunchTemplateName"] == lock_name(cluster),
+                    "lock": is_lock,
                 }
             )
     groups = [
@@ -648,9 +672,12 @@ def fetch_owned(ec2: Any, cluster: str) -> dict[str, Any]:
     group_users = fetch_group_users(ec2, cluster, [g["id"] for g in groups])
     for group in groups:
         group["users"] = group_users[group["id"]]
+    if key_pairs is None:
+        key_pairs = ec2.describe_key_pairs(Filters=tagged)["KeyPairs"]
     key_details = [
         {"name": k["KeyName"], "owner": tag_dict(k.get("Tags")).get(OWNER_TAG, "")}
-        for k in ec2.describe_key_pairs(Filters=tagged)["KeyPairs"]
+        for k in key_pairs
+        if tag_dict(k.get("Tags")).get(CLUSTER_TAG) == cluster
     ]
     cluster_volumes = fetch_volumes(ec2, [*tagged, {"Name": "tag-key", "Values": [VOLUME_TAG]}])
     for vol in cluster_volumes:

@@ -353,12 +353,17 @@ def look_up(module: AnsibleAWSModule, ec2: Any) -> dict[str, Any]:
     cluster = params["cluster"]
     plan = params["volumes"]
     result: dict[str, Any] = {}
-    if params["owned"] or params["teardown"] or plan:
-        result["owned"] = ec2_cluster.fetch_owned(ec2, cluster)
+    owned = bool(params["owned"] or params["teardown"] or plan)
+    # Both look-ups read key pairs: one DescribeKeyPairs (the region's) serves both.
+    key_pairs = ec2_cluster.fetch_key_pairs(ec2) if owned and params["own_name"] else None
+    if owned:
+        result["owned"] = ec2_cluster.fetch_owned(ec2, cluster, key_pairs)
     if params["teardown"]:
         result["teardown"] = ec2_cluster.teardown_plan(result["owned"], params["delete_volumes"])
     if params["own_name"]:
-        result["name_clashes"] = ec2_cluster.fetch_name_clashes(ec2, cluster, params["own_name"])
+        result["name_clashes"] = ec2_cluster.fetch_name_clashes(
+            ec2, cluster, params["own_name"], key_pairs
+        )
     types = sorted({t.strip() for t in params["instance_types"] if t.strip()})
     if types:
         result["offerings"] = ec2_cluster.fetch_offerings(ec2, types)

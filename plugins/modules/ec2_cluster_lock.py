@@ -15,6 +15,8 @@ description:
   - The lock is an EC2 launch template named O(name). EC2 refuses to create a second
     template of the same name, so taking the lock is atomic across machines and users.
     It carries the cluster's tags, the run's id and when it was taken.
+  - Taking a free lock is one CreateLaunchTemplate; the lock is read only when EC2 says
+    it is taken (or in check mode, or with O(break_lock=true)).
   - Taking a lock another run holds fails, naming when and by whom it was taken; a lock
     left by a killed run is removed with O(break_lock=true).
 options:
@@ -36,9 +38,18 @@ options:
     type: bool
     default: false
   tags:
-    description: Tags of the lock (the cluster's C(segway:cluster) and C(segway:owner)).
+    description:
+      - Tags of the lock (the cluster's C(segway:cluster) and C(segway:owner)). Without
+        C(segway:owner), the caller's ARN (STS) is read, tagged and returned as
+        RV(caller_arn).
     type: dict
     default: {}
+  lock_id:
+    description:
+      - With O(state=absent), the id of the lock template this run took (RV(holder.id) of
+        the call that took it). It is deleted by id, without reading the lock first.
+    type: str
+    default: ""
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - amazon.aws.common.modules
@@ -73,9 +84,14 @@ holder:
   returned: always
   type: dict
   contains:
+    id: {description: The lock template's id., type: str}
     run_id: {description: The holder's run id., type: str}
     started: {description: When it took the lock (UTC)., type: str}
     owner: {description: Its segway:owner tag., type: str}
+caller_arn:
+  description: The caller's ARN (STS GetCallerIdentity), when taking the lock read it.
+  returned: when the lock was taken and O(tags) had no C(segway:owner)
+  type: str
 """
 
 import base64  # noqa: E402
@@ -104,6 +120,8 @@ class Lock:
         self.name = module.params["name"]
         self.run_id = module.params["run_id"]
         self.ec2 = module.client("ec2")
+        # The caller's ARN (STS), when taking the lock asked for it.
+        self.caller_arn = ""
 
     def holder(self) -> dict[str, Any] | None:
         try:
@@ -139,11 +157,12 @@ class Lock:
         tags = {**self.module.params["tags"], RUN_TAG: self.run_id, STARTED_TAG: started}
         if "segway:owner" not in tags:  # who holds it, for the message another run shows
             try:
-                tags["segway:owner"] = self.module.client("sts").get_caller_identity()["Arn"]
+                self.caller_arn = self.module.client("sts").get_caller_identity()["Arn"]
+                tags["segway:owner"] = self.caller_arn
             except (BotoCoreError, ClientError):
                 tags["segway:owner"] = "unknown"
         data = base64.b64encode(b"#!/bin/sh\n# segway.cluster launch lock\nexit 1\n").decode()
-        self.ec2.create_launch_template(
+        made = self.ec2.create_launch_template(
             LaunchTemplateName=self.name,
             VersionDescription="segway.cluster launch lock: held while a launch runs",
             LaunchTemplateData={"UserData": data},
@@ -154,7 +173,12 @@ class Lock:
                 }
             ],
         )
-        return {"run_id": self.run_id, "started": started, "owner": tags.get("segway:owner", "")}
+        return {
+            "id": made.get("LaunchTemplate", {}).get("LaunchTemplateId", ""),
+            "run_id": self.run_id,
+            "started": started,
+            "owner": tags.get("segway:owner", ""),
+        }
 
     def refuse(self, holder: dict[str, Any]) -> None:
         self.module.fail_json(
@@ -169,6 +193,22 @@ class Lock:
         )
 
     def present(self) -> None:
+        # Taking the lock is one CreateLaunchTemplate when it is free (EC2 refuses a second
+        # template of the name, so that is the atomic test); the lock is only read when
+        # EC2 says it is taken, or in check mode.
+        if not self.module.check_mode and not self.module.params["break_lock"]:
+            try:
+                held = self.take()
+            except ClientError as exc:
+                if error_code(exc) != EXISTS:
+                    self.module.fail_json_aws(exc, msg=f"cannot take the launch lock {self.name}")
+            except BotoCoreError as exc:
+                self.module.fail_json_aws(exc, msg=f"cannot take the launch lock {self.name}")
+            else:
+                diff = {"before": "free\n", "after": f"held by run {self.run_id}\n"}
+                self.module.exit_json(
+                    changed=True, holder=held, caller_arn=self.caller_arn, diff=diff
+                )
         current = self.holder()
         if current and current["run_id"] == self.run_id:
             self.module.exit_json(changed=False, holder=current)
@@ -187,9 +227,19 @@ class Lock:
             self.module.fail_json_aws(exc, msg=f"cannot take the launch lock {self.name}")
         except BotoCoreError as exc:
             self.module.fail_json_aws(exc, msg=f"cannot take the launch lock {self.name}")
-        self.module.exit_json(changed=True, holder=held, diff=diff)
+        self.module.exit_json(changed=True, holder=held, caller_arn=self.caller_arn, diff=diff)
 
     def absent(self) -> None:
+        lock_id = self.module.params["lock_id"]
+        if lock_id:
+            # The id of the template this run created: it is this run's lock (ids are never
+            # reused), so it is deleted by id with no look first. Gone already (a
+            # break_lock of another run) is fine.
+            if not self.module.check_mode:
+                self.delete({"id": lock_id})
+            self.module.exit_json(
+                changed=True, holder={}, diff={"before": f"{lock_id}\n", "after": "free\n"}
+            )
         current = self.holder()
         if not current:
             self.module.exit_json(changed=False, holder={})
@@ -214,6 +264,7 @@ def main() -> None:
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "break_lock": {"type": "bool", "default": False},
             "tags": {"type": "dict", "default": {}},
+            "lock_id": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )

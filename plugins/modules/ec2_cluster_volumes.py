@@ -205,6 +205,7 @@ class Volumes:
     # ------------------------------------------------------------------ changes
 
     def create(self, vol: dict[str, Any]) -> dict[str, Any]:
+        """CreateVolume, tags at creation; the caller waits for it (wait_all)."""
         tags = {
             **self.params["tags"],
             "Name": vol["tag_name"],
@@ -230,27 +231,35 @@ class Volumes:
         except (BotoCoreError, ClientError) as exc:
             self.fail(f"cannot create volume {vol['tag_name']} ({vol['mount']})", exc)
         self.changed = True
-        self.wait(made["VolumeId"], lambda v: v.get("State") == "available", "available")
         return {**made, "Tags": tag_list(tags), "Attachments": []}
 
-    def wait(self, volume_id: str, done: Any, what: str) -> dict[str, Any]:
+    def wait_all(self, done: dict[str, Any], what: dict[str, str]) -> None:
+        """Wait until done[volume_id](volume) holds for every volume: one DescribeVolumes
+        of them all per round, however many there are."""
         deadline = time.monotonic() + self.params["wait_timeout"]
-        while True:
-            vols = self.describe([{"Name": "volume-id", "Values": [volume_id]}])
-            if vols and done(vols[0]):
-                return vols[0]
+        pending = sorted(done)
+        while pending:
+            vols = {
+                v["VolumeId"]: v for v in self.describe([{"Name": "volume-id", "Values": pending}])
+            }
+            pending = [i for i in pending if i not in vols or not done[i](vols[i])]
+            if not pending:
+                return
             if time.monotonic() > deadline:
-                state = vols[0].get("State") if vols else "gone"
+                first = pending[0]
+                state = vols[first].get("State") if first in vols else "gone"
                 self.fail(
-                    f"volume {volume_id} did not become {what} within "
+                    f"volume {first} did not become {what[first]} within "
                     f"{self.params['wait_timeout']} s (state {state})"
                 )
             time.sleep(2)
 
-    def attach(self, vol: dict[str, Any], volume_id: str, taken: list[str]) -> str:
-        """Attach volume_id to the master on a free device; return the device."""
+    def attach(self, vol: dict[str, Any], volume_id: str, used: list[str], taken: list[str]) -> str:
+        """Attach volume_id to the master on a device neither used (the master's, read
+        once) nor taken (this run's); return the device. The caller waits for the
+        attachment and checks what EC2 reports on the device (attached)."""
         for _attempt in DEVICES:
-            device = free_device(list(self.instance_devices()), taken)
+            device = free_device(used, taken)
             if device is None:
                 break
             try:
@@ -270,23 +279,6 @@ class Volumes:
             except BotoCoreError as exc:
                 self.fail(f"cannot attach volume {volume_id}", exc)
             self.changed = True
-            self.wait(
-                volume_id,
-                lambda v, d=device: any(
-                    a.get("InstanceId") == self.instance_id
-                    and a.get("Device") == d
-                    and a.get("State") == "attached"
-                    for a in v.get("Attachments", [])
-                ),
-                f"attached to {self.instance_id} as {device}",
-            )
-            holder = self.instance_devices().get(device)
-            if holder != volume_id:
-                self.fail(
-                    f"after attaching volume {volume_id} ({vol['mount']}) as {device}, EC2 "
-                    f"reports {holder or 'nothing'} on {device} of {self.instance_id}; "
-                    "nothing was mounted. Check the master's volumes and run launch again."
-                )
             taken.append(device)
             return device
         self.fail(
@@ -294,6 +286,34 @@ class Volumes:
             f"{volume_id} ({vol['mount']}): {', '.join(DEVICES)} are all in use"
         )
         return ""
+
+    def attached(self, attaching: dict[str, tuple[dict[str, Any], str]]) -> None:
+        """Wait for every attachment of this run (volume id -> (volume entry, device)),
+        then check that EC2 reports each volume on its device of the master."""
+        if not attaching:
+            return
+
+        def on(device: str) -> Any:
+            return lambda v: any(
+                a.get("InstanceId") == self.instance_id
+                and a.get("Device") == device
+                and a.get("State") == "attached"
+                for a in v.get("Attachments", [])
+            )
+
+        self.wait_all(
+            {vid: on(device) for vid, (_vol, device) in attaching.items()},
+            {vid: f"attached to {self.instance_id} as {d}" for vid, (_v, d) in attaching.items()},
+        )
+        devices = self.instance_devices()
+        for volume_id, (vol, device) in attaching.items():
+            holder = devices.get(device)
+            if holder != volume_id:
+                self.fail(
+                    f"after attaching volume {volume_id} ({vol['mount']}) as {device}, EC2 "
+                    f"reports {holder or 'nothing'} on {device} of {self.instance_id}; "
+                    "nothing was mounted. Check the master's volumes and run launch again."
+                )
 
     def retag(self, volume: dict[str, Any], wanted: dict[str, str]) -> None:
         have = tag_dict(volume.get("Tags"))
@@ -311,6 +331,9 @@ class Volumes:
     # ------------------------------------------------------------------ the run
 
     def run(self) -> None:
+        """Find or create every volume, then attach the unattached ones: the new volumes
+        are waited for together (one DescribeVolumes per round), and so are the
+        attachments, then the master's devices are read once to check them."""
         owned = self.owned_by_name()
         given_ids = [v["id"] for v in self.params["volumes"] if not v.get("create")]
         given = (
@@ -320,42 +343,50 @@ class Volumes:
         )
         devices = self.instance_devices()
         on_master = {vid: dev for dev, vid in devices.items()}
+        # Every refusal comes before the first change.
+        existing = [(vol, self.find(vol, owned, given)) for vol in self.params["volumes"]]
+        for vol, volume in existing:
+            if volume is not None and volume["VolumeId"] not in on_master:
+                self.refuse_attached_elsewhere(vol, volume)
+        found: list[tuple[dict[str, Any], dict[str, Any] | None, bool]] = []
+        for vol, volume in existing:
+            created = volume is None
+            made = self.create(vol) if created and not self.module.check_mode else volume
+            found.append((vol, made, created))
+        new_ids = [v["VolumeId"] for _vol, v, created in found if created and v]
+        self.wait_all(
+            {i: (lambda v: v.get("State") == "available") for i in new_ids},
+            dict.fromkeys(new_ids, "available"),
+        )
         taken: list[str] = []
+        attaching: dict[str, tuple[dict[str, Any], str]] = {}
         before, after, results = [], [], []
-        for vol in self.params["volumes"]:
-            result = {
-                "name": vol["name"],
-                "mount": vol["mount"],
-                "created": False,
-                "attached": False,
-            }
-            volume = self.find(vol, owned, given)
-            if volume is None:
-                result["created"] = True
-                if self.module.check_mode:
-                    self.changed = True
-                    results.append({**result, "id": "", "device": ""})
-                    after.append(f"{vol['name']}: new volume on a free device at {vol['mount']}")
-                    continue
-                volume = self.create(vol)
+        for vol, volume, created in found:
+            result = {"name": vol["name"], "mount": vol["mount"], "created": created}
+            if volume is None:  # check mode: a volume to create
+                self.changed = True
+                results.append({**result, "attached": False, "id": "", "device": ""})
+                after.append(f"{vol['name']}: new volume on a free device at {vol['mount']}")
+                continue
             volume_id = volume["VolumeId"]
             device = on_master.get(volume_id, "")
             before.append(f"{vol['name']}: {volume_id} {device or 'not attached'}")
+            result["attached"] = not device
             if not device:
-                self.refuse_attached_elsewhere(vol, volume)
-                result["attached"] = True
                 if self.module.check_mode:
                     self.changed = True
                     device = free_device(list(devices), taken) or ""
                     taken.append(device)
                 else:
-                    device = self.attach(vol, volume_id, taken)
+                    device = self.attach(vol, volume_id, list(devices), taken)
+                    attaching[volume_id] = (vol, device)
             wanted = wanted_tags(vol, self.cluster)
             if vol.get("create"):
                 wanted.update({k: str(v) for k, v in self.params["tags"].items()})
             self.retag(volume, wanted)
             after.append(f"{vol['name']}: {volume_id} {device}")
             results.append({**result, "id": volume_id, "device": device})
+        self.attached(attaching)
         self.module.exit_json(
             changed=self.changed,
             volumes=results,

@@ -145,6 +145,14 @@ options:
         when none were. The instances that were launched are kept and returned.
     type: bool
     default: false
+  check_types:
+    description:
+      - Check with DescribeInstanceTypes that EC2 knows every one of O(instance_types)
+        before launching. V(false) when the caller has checked them already (launch.yml
+        requires every type to be offered in the cluster's zone before anything is
+        created).
+    type: bool
+    default: true
 notes:
   - Instances are found by tags only; EC2 may take a few seconds to list an instance it
     has just launched, so two runs at the same moment could both launch the missing
@@ -350,6 +358,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "spot_max_price": {"type": "str", "default": ""},
     "instance_tags": {"type": "list", "elements": "dict", "default": []},
     "fail_on_partial": {"type": "bool", "default": False},
+    "check_types": {"type": "bool", "default": True},
 }
 
 # Whole-request answers of EC2 that mean "no spot capacity for this request" (per-pool
@@ -616,7 +625,8 @@ class Fleet:
                     f"{self.result['excess']} more than count={count}; none is terminated here"
                 )
             self.exit(len(existing), len(existing))
-        self.check_types()
+        if self.params["check_types"]:
+            self.check_types()
         if self.module.check_mode:
             self.result.update(changed=True, fulfilled=missing)
             self.exit(len(existing), count)
