@@ -55,6 +55,11 @@ class FleetProxy(AwsProxy):
         self.capacity: dict[str, int | None] = {"spot": None, "on-demand": None}
         self.error_code = "InsufficientInstanceCapacity"
         self.like_ec2 = like_ec2
+        # EC2 answers CreateFleet while its instances are still pending; moto starts them
+        # at once. Like EC2, each instance a fleet launched shows "pending" in this many
+        # DescribeInstances answers that list it before it shows "running".
+        self.pending_describes = 1 if like_ec2 else 0
+        self.pending: dict[str, int] = {}
         self._fields_lock = threading.Lock()
         super().__init__(target, **kwargs)
         self._ec2 = ec2_client(self.target) if like_ec2 else None
@@ -85,6 +90,8 @@ class FleetProxy(AwsProxy):
         ids = sorted({i.decode() for part in found for i in re.findall(rb"i-[0-9a-f]+", part)})
         if not ids or self._ec2 is None:
             return
+        with self._fields_lock:
+            self.pending.update(dict.fromkeys(ids, self.pending_describes))
         spec = fleet_request(fields)["template"]
         which = {"Versions": [spec.get("Version", "$Default")]}
         if "LaunchTemplateId" in spec:
@@ -108,6 +115,25 @@ class FleetProxy(AwsProxy):
             if metadata:
                 self._ec2.modify_instance_metadata_options(InstanceId=instance_id, **metadata)
 
+    def show_pending(self, answer: bytes) -> bytes:
+        """A DescribeInstances answer with the fleet's instances still pending shown so."""
+        with self._fields_lock:
+            for instance_id, left in list(self.pending.items()):
+                if left <= 0:
+                    continue
+                pattern = (
+                    rb"(<instanceId>"
+                    + instance_id.encode()
+                    + rb"</instanceId>.*?<instanceState>\s*)"
+                    rb"<code>16</code>(\s*)<name>running</name>"
+                )
+                answer, found = re.subn(
+                    pattern, rb"\1<code>0</code>\2<name>pending</name>", answer, count=1, flags=re.S
+                )
+                if found:
+                    self.pending[instance_id] = left - 1
+        return answer
+
     def _handler(self) -> type:
         base = super()._handler()
         proxy = self
@@ -115,6 +141,7 @@ class FleetProxy(AwsProxy):
         class Handler(base):  # type: ignore[misc, valid-type]
             short: dict[str, str] | None = None
             fleet: dict[str, str] | None = None
+            action: str = ""
 
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -125,6 +152,7 @@ class FleetProxy(AwsProxy):
                 with proxy._fields_lock:
                     proxy.requests.append((action, fields))
                 self.short = None
+                self.action = action
                 self.fleet = fields if action == "CreateFleet" else None
                 if action == "CreateFleet":
                     asked, granted = proxy.limit(fields)
@@ -149,6 +177,8 @@ class FleetProxy(AwsProxy):
                     )
                 if self.fleet is not None and status == 200 and proxy.like_ec2:
                     proxy.apply_template(self.fleet, data)
+                if self.action == "DescribeInstances" and status == 200 and proxy.pending:
+                    data = proxy.show_pending(data)
                 base._send(self, status, data, ctype)
 
             do_GET = do_POST = do_PUT = do_DELETE = _forward
