@@ -4,10 +4,11 @@
 Everything here is pure. It reads the XML that Son of Grid Engine 8.1.9 prints for
 ``qstat -xml -r -s p -u '*'`` (pending jobs) and ``qhost -xml -F mem_requested -q``
 (exec hosts, their queue instances and the free amount of the ``mem_requested``
-consumable), and turns them, with the nodes the caller is launching or draining and its
-policy, into a ``Plan``. The caller runs the commands, keeps the clock and the idle-since
-times, and carries the plan out; so one pass can be replayed from its inputs, and unit
-tests drive it with XML recorded from a real qmaster (tests/unit/fixtures/sge_autoscale).
+consumable), and turns them, with the nodes the caller is launching or draining, the
+hosts a spot watcher took out on an EC2 notice and its policy, into a ``Plan``. The caller
+runs the commands, keeps the clock and the idle-since times, and carries the plan out; so
+one pass can be replayed from its inputs, and unit tests drive it with XML recorded from
+a real qmaster (tests/unit/fixtures/sge_autoscale).
 
 Memory is counted in bytes (ints) throughout, as SGE counts a MEMORY consumable; instance
 types give theirs in MiB, as EC2 does.
@@ -66,6 +67,8 @@ BLOCKING_STATES: dict[str, str] = {
     "c": "configuration ambiguous",
 }
 GLOBAL_HOST = "global"
+# Why a host the spot watcher disabled (roles/sge, segway_spot_watch.py) is removed.
+NOTICE_REASON = "spot notice"
 
 
 # --------------------------------------------------------------------------- values
@@ -469,8 +472,8 @@ class InFlight:
 @dataclass(frozen=True)
 class Policy:
     """Bounds of one pass. min/max count compute nodes: usable hosts, hosts being
-    drained (until removed) and nodes in flight; hosts the caller names as fixed (a
-    master that runs jobs) are not compute nodes."""
+    drained or on a spot notice (until removed) and nodes in flight; hosts the caller
+    names as fixed (a master that runs jobs) are not compute nodes."""
 
     min_nodes: int = 0
     max_nodes: int = 10
@@ -558,15 +561,24 @@ class Drain(Action):
 
 @dataclass(frozen=True)
 class Remove(Action):
-    """Take a drained, idle host out of SGE and terminate it."""
+    """Take a drained, idle host out of SGE and terminate it.
+
+    `reason` is empty for a host the autoscaler drained itself, and NOTICE_REASON for a
+    host the spot watcher disabled on an EC2 notice; the summary line and the caller
+    show it.
+    """
 
     host: str
+    reason: str = ""
 
     def to_dict(self) -> dict[str, object]:
-        return {"action": "remove", "host": self.host}
+        data: dict[str, object] = {"action": "remove", "host": self.host}
+        if self.reason:
+            data["reason"] = self.reason
+        return data
 
     def describe(self) -> str:
-        return f"remove {self.host}"
+        return f"remove {self.host}" + (f" ({self.reason})" if self.reason else "")
 
 
 @dataclass(frozen=True)
@@ -609,7 +621,8 @@ class Plan:
 
     `waiting` jobs fit some instance type but the node caps held their launch back, or
     they wait for jobs on an existing host to end; `unplaceable` jobs fit no allowed type
-    and no usable host, and never cause a launch.
+    and no usable host, and never cause a launch. `noticed_hosts` are the hosts taken
+    out on a spot notice (see `sort_hosts`), busy or idle, removed or not yet.
     """
 
     now: float
@@ -620,6 +633,7 @@ class Plan:
     excluded_hosts: tuple[tuple[str, str], ...]
     counts: Mapping[str, object]
     summary: str
+    noticed_hosts: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         """The plan as plain lists and dicts, ready for json.dumps or a module's result."""
@@ -634,6 +648,7 @@ class Plan:
             "waiting": [item.to_dict() for item in self.waiting],
             "unplaceable": [item.to_dict() for item in self.unplaceable],
             "excluded_hosts": [{"host": host, "reason": why} for host, why in self.excluded_hosts],
+            "noticed_hosts": list(self.noticed_hosts),
             "counts": dict(self.counts),
             "summary": self.summary,
         }
@@ -692,13 +707,18 @@ def fits_host(job: PendingJob, host: Host) -> bool:
 
 @dataclass
 class Cluster:
-    """The hosts of one pass sorted by role; built by `sort_hosts`."""
+    """The hosts of one pass sorted by role; built by `sort_hosts`.
+
+    `noticed` are the hosts the spot watcher took out on an EC2 notice: drained like
+    `draining` ones, but never enabled again.
+    """
 
     usable: list[Host]
     draining: list[Host]
     excluded: list[tuple[str, str]]
     in_flight: list[InFlight]
     fixed: set[str]
+    noticed: list[Host] = field(default_factory=list)
 
     @property
     def compute(self) -> list[Host]:
@@ -709,23 +729,41 @@ class Cluster:
     def idle_draining(self) -> set[str]:
         return {host.name for host in self.draining if host.idle}
 
+    @property
+    def idle_noticed(self) -> set[str]:
+        return {host.name for host in self.noticed if host.idle}
+
 
 def sort_hosts(
     hosts: Sequence[Host],
     in_flight: Sequence[InFlight],
     draining: Collection[str],
     fixed_hosts: Collection[str],
+    noticed: Collection[str] = (),
 ) -> Cluster:
-    """Usable, draining and excluded hosts (by name), and the nodes still in flight.
+    """Usable, draining, noticed and excluded hosts (by name), and the nodes in flight.
 
     A draining host is one the caller disabled, so its 'd' state is no problem; any
-    other problem (lost, error) leaves it to the caller's lost-host handling. A node in
-    flight that qhost already lists is a host now, and counted once, as a host.
+    other problem (lost, error) leaves it to the caller's lost-host handling. A noticed
+    host is one the spot watcher disabled on an EC2 notice (a spot interruption or a
+    rebalance recommendation): while its queue shows 'd', it is sorted as noticed (also
+    when the caller drains it too), or excluded for any other problem, as a draining
+    host is. A noticed host whose queue is not disabled (someone enabled it again) and
+    a fixed host are sorted as if there were no notice. Any other disabled host (an
+    admin's `qmod -d`) stays excluded. A node in flight that qhost already lists is a
+    host now, and counted once, as a host.
     """
     cluster = Cluster([], [], [], [], set(fixed_hosts))
     names = set(draining)
+    notices = set(noticed) - cluster.fixed
     for host in sorted(hosts, key=lambda host: natural_key(host.name)):
-        if host.name in names:
+        if host.name in notices and "d" in host.states:
+            problem = host_problem(host, ignore="d")
+            if problem is None:
+                cluster.noticed.append(host)
+            else:
+                cluster.excluded.append((host.name, f"{NOTICE_REASON}, {problem}"))
+        elif host.name in names:
             problem = host_problem(host, ignore="d")
             if problem is None:
                 cluster.draining.append(host)
@@ -776,11 +814,14 @@ class Packer:
         return {item.name for item in self.bins if item.name in idle and item.jobs}
 
     def nodes(self) -> int:
-        """Compute nodes after this pass, but for idle draining hosts nobody needs."""
+        """Compute nodes after this pass, but for idle draining or noticed hosts nobody
+        needs (a noticed host takes no job: it counts while a job runs there)."""
         busy_draining = len(self.cluster.draining) - len(self.cluster.idle_draining)
+        busy_noticed = len(self.cluster.noticed) - len(self.cluster.idle_noticed)
         return (
             len(self.cluster.compute)
             + busy_draining
+            + busy_noticed
             + len(self.kept_draining())
             + len(self.cluster.in_flight)
             + len(self.new_nodes)
@@ -828,22 +869,39 @@ class Packer:
 def draining_actions(
     packer: Packer, drain_started: Mapping[str, float] | None = None, now: float = 0.0
 ) -> tuple[list[Action], int]:
-    """Enable or remove each draining host; also the compute nodes left afterwards.
+    """Enable or remove each draining host, remove idle noticed ones; also the compute
+    nodes left afterwards.
 
     Busy hosts are enabled (a job reached them before the drain took), as are idle ones
     that pending jobs were placed on, and idle ones min_nodes needs, highest name
     first removed, lowest first kept. An idle host drained less than
     policy.drain_settle_seconds ago (per `drain_started`; a host without an entry is
     settled) is left draining: the next pass checks it again before removing it.
+
+    A noticed host (disabled by the spot watcher) is never enabled: busy, it is left
+    alone (its job may lack the rerun flag, so `qmod -rq` left it running); idle and
+    settled, it is removed (reason NOTICE_REASON), first of all and whatever min_nodes
+    says, since it offers no capacity and EC2 takes it anyway. It counts as a compute
+    node until then, so idle draining hosts are removed, and usable ones drained,
+    only as far as min_nodes allows without it.
     """
     cluster, policy = packer.cluster, packer.policy
     started = drain_started or {}
     idle = cluster.idle_draining
     kept = packer.kept_draining()
-    nodes = packer.nodes() + len(idle - kept)
+    idle_noticed = cluster.idle_noticed
+    nodes = packer.nodes() + len(idle - kept) + len(idle_noticed)
+
+    def settled(name: str) -> bool:
+        return now - started.get(name, float("-inf")) >= policy.drain_settle_seconds
+
     actions: list[Action] = [
         Enable(host.name, "a job runs there") for host in cluster.draining if host.name not in idle
     ]
+    for host in sorted(cluster.noticed, key=lambda host: natural_key(host.name), reverse=True):
+        if host.name in idle_noticed and settled(host.name):
+            actions.append(Remove(host.name, NOTICE_REASON))
+            nodes -= 1
     for host in sorted(cluster.draining, key=lambda host: natural_key(host.name), reverse=True):
         if host.name not in idle:
             continue
@@ -851,7 +909,7 @@ def draining_actions(
             actions.append(Enable(host.name, "pending jobs fit there"))
         elif nodes - 1 < policy.min_nodes:
             actions.append(Enable(host.name, f"min_nodes={policy.min_nodes}"))
-        elif now - started.get(host.name, float("-inf")) < policy.drain_settle_seconds:
+        elif not settled(host.name):
             continue  # still settling: removed by a later pass if it stays idle
         else:
             actions.append(Remove(host.name))
@@ -895,6 +953,7 @@ def plan_pass(
     prices: Mapping[str, float] | None = None,
     fixed_hosts: Collection[str] = (),
     drain_started: Mapping[str, float] | None = None,
+    noticed: Collection[str] = (),
 ) -> Plan:
     """Plan one pass of the autoscaler.
 
@@ -916,6 +975,21 @@ def plan_pass(
     empty first), while compute nodes stay >= min_nodes. `fixed_hosts` (a master that
     runs jobs) take jobs but are no compute nodes: never drained, never counted.
 
+    Spot notices: `noticed` names the hosts whose spot watcher handled an EC2 notice (a
+    spot interruption or a rebalance recommendation) and so disabled their queue
+    (`qmod -d`) and rescheduled their jobs (`qmod -rq`). Such a host, while its queue
+    shows 'd', is one the autoscaler drains although it never ran a Drain: its capacity
+    takes no pending job (they go to other hosts, in-flight or new nodes, so a
+    replacement is launched when they need it), it is never enabled, and a job still
+    running there (one without the rerun flag, which `qmod -rq` leaves) keeps it. Once
+    it runs no job it is removed through the two-step path of a drain, without waiting
+    idle_seconds: the watcher's `qmod -d` was the first step, and the Remove comes once
+    the drain has settled, drain_settle_seconds after `drain_started[host]` (which the
+    caller sets to when it first saw the notice; no entry: settled, removed in this
+    pass). It counts as a compute node (for min_nodes and max_nodes) until removed, as a
+    draining host does, but min_nodes never keeps it. A disabled host without a notice
+    (an admin's) stays excluded and untouched.
+
     Raises ValueError for a policy that makes no sense (Policy.errors()).
     """
     errors = policy.errors()
@@ -923,7 +997,7 @@ def plan_pass(
         raise ValueError("; ".join(errors))
     reserve = parse_memory(policy.mem_reserve)
     types = sorted(make_instance_types(instance_types, prices).values(), key=lambda k: k.name)
-    cluster = sort_hosts(hosts, in_flight, draining, fixed_hosts)
+    cluster = sort_hosts(hosts, in_flight, draining, fixed_hosts, noticed)
     packer = Packer(cluster, types, policy, reserve)
     packer.pack(pending)
 
@@ -942,7 +1016,8 @@ def plan_pass(
         "free_slots": sum(host.slots_free for host in cluster.usable),
         "free_memory": sum(host.mem_free or 0 for host in cluster.usable),
         "hosts_usable": len(cluster.usable),
-        "hosts_draining": len(cluster.draining),
+        "hosts_draining": len(cluster.draining) + len(cluster.noticed),
+        "hosts_noticed": len(cluster.noticed),
         "hosts_excluded": len(cluster.excluded),
         "in_flight": len(cluster.in_flight),
         "new_nodes": len(packer.new_nodes),
@@ -957,19 +1032,30 @@ def plan_pass(
         unplaceable=tuple(packer.unplaceable),
         excluded_hosts=tuple(cluster.excluded),
         counts=counts,
-        summary=render_summary(now, counts, actions),
+        summary=render_summary(now, counts, actions, [host.name for host in cluster.noticed]),
+        noticed_hosts=tuple(host.name for host in cluster.noticed),
     )
 
 
-def render_summary(now: float, counts: Mapping[str, int], actions: Sequence[Action]) -> str:
-    """One log line: time, pending work, free capacity, nodes by state, actions."""
+def render_summary(
+    now: float,
+    counts: Mapping[str, int],
+    actions: Sequence[Action],
+    noticed: Sequence[str] = (),
+) -> str:
+    """One log line: time, pending work, free capacity, nodes by state, actions.
+
+    Hosts on a spot notice count as draining, and are named: `2 draining (spot notice:
+    node003)`.
+    """
     done = ", ".join(action.describe() for action in actions) or "none"
+    on_notice = f" ({NOTICE_REASON}: {', '.join(noticed)})" if noticed else ""
     return (
         f"{iso_time(now)} pending {counts['pending_jobs']} jobs "
         f"({counts['pending_slots']} slots, {format_memory(counts['pending_memory'])}; "
         f"{counts['waiting']} waiting, {counts['unplaceable']} unplaceable); "
         f"free {counts['free_slots']} slots, {format_memory(counts['free_memory'])}; "
-        f"hosts {counts['hosts_usable']} usable, {counts['hosts_draining']} draining, "
+        f"hosts {counts['hosts_usable']} usable, {counts['hosts_draining']} draining{on_notice}, "
         f"{counts['hosts_excluded']} excluded, {counts['in_flight']} in flight; "
         f"actions: {done}"
     )

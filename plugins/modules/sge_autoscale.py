@@ -24,8 +24,8 @@ description:
     with C(qmod -d), launching, removing), see C(playbooks/balance.yml).
   - Keeps what must outlive a pass in a JSON state file (O(state_path)) - since when
     each host has been idle, the hosts being drained and when each drain started, the
-    nodes in flight - and appends one JSON line per pass to a monitor log
-    (O(log_path)).
+    hosts on a spot notice (O(noticed_hosts)) and when a pass first saw each, the nodes
+    in flight - and appends one JSON line per pass to a monitor log (O(log_path)).
   - A host is drained only after it has been idle for O(policy.idle_minutes) in the
     module's own bookkeeping; the first pass that sees a host idle starts its clock.
     A host a pass plans to drain is recorded as draining in the state file at once, on
@@ -113,6 +113,32 @@ options:
     type: list
     elements: str
     default: []
+  noticed_hosts:
+    description:
+      - Exec hosts whose spot watcher (C(roles/sge), C(segway_spot_watch.py)) has handled
+        an EC2 notice - a spot interruption or a rebalance recommendation - and so
+        disabled their queue (C(qmod -d)) and rescheduled their jobs (C(qmod -rq)); that
+        is, hosts whose watcher state file (C(/var/lib/segway-spot-watch/state.json))
+        lists a handled notice. C(playbooks/balance.yml) reads those files.
+      - While such a host's queue shows state C(d), the pass treats it as a host it
+        drains itself, except that it is never enabled again. Its capacity takes no
+        pending job (a node is launched for them if they need it); a job still running
+        there (one without the rerun flag) keeps it; once it runs no job, it is removed
+        (RV(plan.actions) C(remove) with C(reason) V(spot notice)) without waiting
+        O(policy.idle_minutes) - in the first pass O(policy.drain_settle_seconds) after
+        the pass that first saw the notice, the watcher's C(qmod -d) being the drain.
+        It counts as a compute node until removed, but O(policy.min_nodes) never keeps
+        it.
+      - A pass remembers a noticed host in the state file until its queue is no longer
+        disabled (someone ran C(qmod -e)) or Grid Engine no longer lists it, so a node
+        that does not answer in a later pass stays noticed.
+      - A disabled host with no notice (disabled by an admin) stays excluded and is
+        never removed. A name matches an exec host of that name, or whose name without
+        its domain is that name; names Grid Engine does not list, fixed hosts and
+        O(gone_hosts) are ignored.
+    type: list
+    elements: str
+    default: []
   default_memory:
     description:
       - The C(mem_requested) of a job that requests none, per slot; the default of the
@@ -182,6 +208,9 @@ notes:
     in every pass out of check mode (each pass appends its line to the log).
   - Hosts that are lost (no load report, or queue state C(u)) or gone (O(gone_hosts))
     are left out of the plan and listed in RV(lost_hosts) for the caller.
+  - Hosts on a spot notice (O(noticed_hosts)) are named in RV(plan.noticed_hosts),
+    RV(log_record) and RV(summary), after the number of hosts draining, which counts
+    them.
 seealso:
   - name: qstat(1)
     description: The pending job list the module reads.
@@ -211,6 +240,12 @@ EXAMPLES = r"""
       r7i.xlarge: {vcpus: 4, memory_mib: 32768, price: 0.2646}
     in_flight:
       - {name: node005, instance_type: r7i.xlarge}
+
+- name: A pass that removes node004 once it runs no job (its spot watcher handled a notice)
+  segway.cluster.sge_autoscale:
+    instance_types:
+      m7i.xlarge: {vcpus: 4, memory_mib: 16384, price: 0.2016}
+    noticed_hosts: [node004]
 
 - name: Show what a pass would do, changing nothing
   segway.cluster.sge_autoscale:
@@ -243,7 +278,8 @@ plan:
     actions:
       description:
         - "In order: C(launch) (C(count), C(instance_type)), C(enable) (C(host), C(reason)),
-          C(remove) (C(host)), C(drain) (C(host)); each a dict whose C(action) names it."
+          C(remove) (C(host); C(reason) V(spot notice) for a host on a spot notice),
+          C(drain) (C(host)); each a dict whose C(action) names it."
       type: list
       elements: dict
       sample: [{action: launch, count: 2, instance_type: m7i.xlarge}]
@@ -266,6 +302,13 @@ plan:
       description: Hosts left out of the plan, and why (C({host, reason})).
       type: list
       elements: dict
+    noticed_hosts:
+      description:
+        - Hosts on a spot notice (O(noticed_hosts)) in this pass, busy or idle; each is
+          removed, once it runs no job, by a C(remove) action whose C(reason) is
+          V(spot notice).
+      type: list
+      elements: str
     counts:
       description: Pending jobs, slots and memory (bytes), free slots and memory, hosts by state.
       type: dict
@@ -311,8 +354,12 @@ hosts:
       description: Hosts that can take jobs.
       type: int
     draining:
-      description: Hosts being drained.
+      description: Hosts being drained, those on a spot notice included.
       type: int
+    noticed:
+      description: Hosts on a spot notice (O(noticed_hosts)) in this pass.
+      type: list
+      elements: str
     excluded:
       description: Hosts left out (lost, disabled, in error, ...).
       type: int
@@ -334,7 +381,8 @@ state:
   description:
     - The state after the pass, as written to O(state_path) (would be, in check mode).
     - C(idle_since) maps host -> epoch seconds; C(draining) host -> epoch seconds the
-      drain started; C(in_flight) node -> C({instance_type, since}).
+      drain started; C(noticed) host -> epoch seconds a pass first saw its spot notice;
+      C(in_flight) node -> C({instance_type, since}).
   returned: always
   type: dict
   sample:
@@ -342,13 +390,15 @@ state:
     updated: 1800000000.0
     idle_since: {node003: 1799999400.0}
     draining: {node004: 1799999700.0}
+    noticed: {node005: 1799999940.0}
     in_flight: {}
 log_record:
   description:
     - The line appended to O(log_path) (would be, in check mode), as a dict.
     - C(time), C(now), C(pending_jobs), C(pending_slots), C(pending_memory),
       C(free_slots), C(free_memory), C(slots_total), C(slots_used), C(nodes) (hosts by
-      state), C(waiting), C(unplaceable), C(actions), C(summary). Memory in bytes.
+      state; C(draining) includes C(noticed)), C(noticed_hosts) (the hosts on a spot
+      notice), C(waiting), C(unplaceable), C(actions), C(summary). Memory in bytes.
   returned: always
   type: dict
 """
@@ -406,6 +456,7 @@ ARGUMENT_SPEC = {
     "instance_types": {"type": "dict", "required": True},
     "fixed_hosts": {"type": "list", "elements": "str", "default": []},
     "gone_hosts": {"type": "list", "elements": "str", "default": []},
+    "noticed_hosts": {"type": "list", "elements": "str", "default": []},
     "default_memory": {"type": "str", "default": "0"},
     "count_rescheduled": {"type": "bool", "default": True},
     "in_flight": {"type": "list", "elements": "raw"},
@@ -584,6 +635,9 @@ def request_errors(params: dict) -> list[str]:
         )
     if not type_errors:
         errors.extend(read_in_flight(params["in_flight"], types)[1])
+    for index, name in enumerate(params["noticed_hosts"] or []):
+        if not name.strip():
+            errors.append(f"noticed_hosts[{index}]={name!r} is not allowed: use a host name")
     for option in ("state_path", "log_path"):
         path = params[option]
         if not path or not os.path.isabs(path):
@@ -599,7 +653,13 @@ def request_errors(params: dict) -> list[str]:
 
 
 def empty_state() -> dict:
-    return {"version": STATE_VERSION, "idle_since": {}, "draining": {}, "in_flight": {}}
+    return {
+        "version": STATE_VERSION,
+        "idle_since": {},
+        "draining": {},
+        "noticed": {},
+        "in_flight": {},
+    }
 
 
 def read_state(path: str) -> tuple[dict, str]:
@@ -632,7 +692,7 @@ def state_problem(state: object) -> str | None:
         return "not a JSON object"
     if state.get("version", STATE_VERSION) != STATE_VERSION:
         return f"version {state.get('version')!r}, expected {STATE_VERSION}"
-    for key in ("idle_since", "draining"):
+    for key in ("idle_since", "draining", "noticed"):
         value = state.get(key, {})
         if not isinstance(value, dict) or any(number(v) is None for v in value.values()):
             return f"{key} is not a map of host -> epoch seconds"
@@ -676,6 +736,30 @@ def usable_or_draining(host: Host, draining: dict) -> bool:
     return host.problem is None
 
 
+def short_name(name: str) -> str:
+    return name.split(".", 1)[0]
+
+
+def prune_noticed(
+    hosts: list[Host],
+    named: list[str],
+    recorded: dict,
+    excluded: set[str],
+    now: float,
+) -> dict[str, float]:
+    """Hosts on a spot notice, with when a pass first saw each: those `named` now (by
+    name, or by name without domain) and those `recorded` in the state, while Grid
+    Engine lists them with a disabled queue ('d'); `excluded` (gone, fixed) never."""
+    wanted = {name.strip() for name in named} | {short_name(name.strip()) for name in named}
+    result = {}
+    for host in sorted(hosts, key=lambda host: natural_key(host.name)):
+        if host.name in excluded or "d" not in host.states:
+            continue
+        if host.name in recorded or host.name in wanted or short_name(host.name) in wanted:
+            result[host.name] = float(recorded.get(host.name, now))
+    return result
+
+
 def prune_draining(hosts: list[Host], draining: dict) -> dict[str, float]:
     """Recorded drains still in effect: the host is listed and its queue shows 'd'."""
     by_name = {host.name: host for host in hosts}
@@ -703,6 +787,7 @@ def next_state(
     *,
     hosts: list[Host],
     draining: dict[str, float],
+    noticed: dict[str, float] | None = None,
     in_flight: list[tuple[str, str]],
     in_flight_since: dict[str, float],
     actions: tuple,
@@ -726,6 +811,7 @@ def next_state(
         "updated": now,
         "idle_since": idle_since,
         "draining": dict(sorted(drains.items())),
+        "noticed": dict(sorted((noticed or {}).items())),
         "in_flight": dict(sorted(nodes.items())),
     }
 
@@ -821,7 +907,10 @@ class GridEngine:
 
 
 def log_record(plan: dict, hosts: list[Host], fixed: set[str]) -> dict:
-    """The monitor line of a pass: what status.yml and the plot read back."""
+    """The monitor line of a pass: what status.yml and the plot read back.
+
+    Hosts on a spot notice count as draining (nodes.draining) and are named in
+    noticed_hosts, so a reader sees why they went (their removal's reason too)."""
     counts = plan["counts"]
     usable = [host for host in hosts if host.problem is None]
     compute = [host for host in usable if host.name not in fixed]
@@ -841,10 +930,12 @@ def log_record(plan: dict, hosts: list[Host], fixed: set[str]) -> dict:
             "idle": sum(1 for host in compute if host.idle),
             "fixed": sum(1 for host in usable if host.name in fixed),
             "draining": counts["hosts_draining"],
+            "noticed": counts["hosts_noticed"],
             "excluded": counts["hosts_excluded"],
             "in_flight": counts["in_flight"],
             "new": counts["new_nodes"],
         },
+        "noticed_hosts": plan["noticed_hosts"],
         "waiting": counts["waiting"],
         "unplaceable": counts["unplaceable"],
         "actions": plan["actions"],
@@ -888,6 +979,7 @@ def run_pass(params: dict, grid: GridEngine, check_mode: bool, now: float) -> di
     if master:
         fixed.add(master)
     draining = prune_draining(hosts, state["draining"])
+    noticed = prune_noticed(hosts, params["noticed_hosts"], state["noticed"], fixed | gone, now)
     if params["in_flight"] is not None:
         in_flight = read_in_flight(params["in_flight"], types)[0]
     else:
@@ -905,12 +997,16 @@ def run_pass(params: dict, grid: GridEngine, check_mode: bool, now: float) -> di
         in_flight=[InFlight(name, kind) for name, kind in in_flight],
         draining=set(draining),
         fixed_hosts=fixed,
-        drain_started=draining,
+        # A noticed host's drain (the watcher's qmod -d) settles from the pass that first
+        # saw it: the watcher's clock is another machine's.
+        drain_started={**draining, **noticed},
+        noticed=set(noticed),
     )
     new_state = next_state(
         idle_since,
         hosts=hosts,
         draining=draining,
+        noticed=noticed,
         in_flight=in_flight,
         in_flight_since=since,
         actions=plan.actions,
@@ -922,7 +1018,7 @@ def run_pass(params: dict, grid: GridEngine, check_mode: bool, now: float) -> di
     if not check_mode:
         write_atomically(params["state_path"], after_text)
         append_line(params["log_path"], record)
-    usable = [host for host in hosts if usable_or_draining(host, draining)]
+    usable = [host for host in hosts if usable_or_draining(host, {**draining, **noticed})]
     return {
         "changed": not check_mode,
         "plan": plan_dict,
@@ -938,6 +1034,7 @@ def run_pass(params: dict, grid: GridEngine, check_mode: bool, now: float) -> di
             "usable": plan.counts["hosts_usable"],
             "draining": plan.counts["hosts_draining"],
             "excluded": plan.counts["hosts_excluded"],
+            "noticed": list(plan.noticed_hosts),
             "idle": sum(1 for host in usable if host.idle),
             "fixed": sorted(fixed),
         },

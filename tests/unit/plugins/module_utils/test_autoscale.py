@@ -768,3 +768,179 @@ def test_recorded_idle_disabled_vm_not_draining_is_excluded():
     result = plan([job(1, "1G")], au.parse_hosts(fixture("qhost_idle_disabled.xml")))
     assert dict(result.excluded_hosts)["vm"] == "disabled (queue state d)"
     assert actions(result) == ["launch 1 x c5.large"]
+
+
+# --------------------------------------------------------------------------- spot notices
+#
+# A noticed host is one whose spot watcher (roles/sge/files/segway_spot_watch.py) handled
+# an EC2 notice: it ran `qmod -d` and `qmod -rq` there, so its queue shows 'd'. The core
+# drains it as if it had planned the Drain itself (the watcher's qmod -d was that first
+# step): its capacity takes no job, it is never enabled, and once idle and settled
+# (drain_started, drain_settle_seconds; no entry: settled) the same Remove as a drained
+# host's takes it out, without idle_seconds. The module starts the settling clock at
+# the pass that first sees the notice, so on a real cluster the Remove comes one pass
+# later, as after a Drain (tests/unit/plugins/modules/test_sge_autoscale.py).
+
+SPOT = "spot notice"
+
+
+def test_noticed_busy_host_is_neither_removed_enabled_nor_planned_on():
+    # node002 runs a job qmod -rq could not move (no rerun flag), with 5G free.
+    noticed = host("node002", state="d", used=1, free="5G")
+    result = plan(
+        [job(1, "1G")],
+        [host("node001", used=2, free="0"), noticed],
+        noticed={"node002"},
+        idle_since=IDLE,
+    )
+    assert targets(result) == {"1": "new-1"}  # not node002, though it fits there
+    assert actions(result) == ["launch 1 x c5.large"]
+    assert result.noticed_hosts == ("node002",)
+    assert "node002" not in dict(result.excluded_hosts)
+    assert (result.counts["hosts_draining"], result.counts["hosts_noticed"]) == (1, 1)
+    assert (result.counts["free_slots"], result.counts["free_memory"]) == (0, 0)
+    # The same with nothing pending: no action, node002 waits for its job.
+    assert plan([], [noticed], noticed={"node002"}).actions == ()
+
+
+def test_noticed_idle_host_is_removed_without_waiting_idle_seconds():
+    hosts = [host("node001", used=2, free="0"), host("node002", state="d")]
+    # No idle_since at all: a drained host needs none either.
+    result = plan([], hosts, noticed={"node002"})
+    assert result.actions == (au.Remove("node002", SPOT),)
+    assert result.to_dict()["actions"] == [{"action": "remove", "host": "node002", "reason": SPOT}]
+    assert actions(result) == ["remove node002 (spot notice)"]
+
+
+def test_noticed_idle_host_settles_like_a_drain_before_its_removal():
+    hosts = [host("node001", used=2, free="0"), host("node002", state="d")]
+    policy = au.Policy(drain_settle_seconds=30)
+    first = plan([], hosts, noticed={"node002"}, policy=policy, drain_started={"node002": NOW})
+    assert first.actions == ()  # seen for the first time: the next pass checks again
+    assert first.noticed_hosts == ("node002",)
+    later = plan([], hosts, noticed={"node002"}, policy=policy, drain_started={"node002": NOW - 30})
+    assert later.actions == (au.Remove("node002", SPOT),)
+
+
+def test_admin_disabled_host_without_notice_stays_excluded_and_untouched():
+    hosts = [host("node001", used=2, free="0"), host("node002", state="d")]
+    result = plan([job(1, "1G")], hosts, idle_since=IDLE, noticed={"node003"})
+    assert dict(result.excluded_hosts) == {"node002": "disabled (queue state d)"}
+    assert actions(result) == ["launch 1 x c5.large"]
+    assert result.noticed_hosts == ()
+    assert plan([], hosts, idle_since=IDLE, noticed={"node003"}).actions == ()
+
+
+def test_noticed_host_needed_capacity_is_replaced_by_a_launch():
+    """The watcher's qmod -rq sent node002's 6G job back to pending: it waits as Rq and
+    nothing else can hold it, so a node is launched while node002 goes."""
+    hosts = [host("node001", used=1, free="1G"), host("node002", state="d")]
+    result = plan([job(7, "6G")], hosts, noticed={"node002"})
+    assert targets(result) == {"7": "new-1"}
+    assert actions(result) == ["launch 1 x m5.large", "remove node002 (spot notice)"]
+    # Only as far as max_nodes allows: node002, busy, still counts as a node.
+    busy = [host("node001", used=1, free="1G"), host("node002", state="d", used=1, free="6G")]
+    capped = plan(
+        [job(7, "6G")], busy, noticed={"node002"}, policy=au.Policy(min_nodes=0, max_nodes=2)
+    )
+    assert actions(capped) == []
+    assert [held.reason for held in capped.waiting] == ["waiting for capacity: max_nodes=2 reached"]
+    # Idle, it is about to go and leaves room for the replacement.
+    idle = plan([job(7, "6G")], hosts, noticed={"node002"}, policy=au.Policy(max_nodes=2))
+    assert actions(idle) == ["launch 1 x m5.large", "remove node002 (spot notice)"]
+
+
+def test_noticed_host_counts_against_min_nodes_but_is_never_kept_for_it():
+    hosts = [host("node001"), host("node002"), host("node003", state="d")]
+    policy = au.Policy(min_nodes=2, max_nodes=10)
+    result = plan([], hosts, idle_since=IDLE, noticed={"node003"}, policy=policy)
+    # node003 goes whatever min_nodes says; node001 and node002 are the two kept.
+    assert actions(result) == ["remove node003 (spot notice)"]
+    # Not settled yet, node003 still counts: node002 is drained, as beside a draining host.
+    settling = plan(
+        [],
+        hosts,
+        idle_since=IDLE,
+        noticed={"node003"},
+        drain_started={"node003": NOW},
+        policy=au.Policy(min_nodes=2, max_nodes=10, drain_settle_seconds=30),
+    )
+    assert actions(settling) == ["drain node002"]
+    # Beside an idle drained host, the noticed one goes first; min_nodes keeps the other.
+    drained = plan(
+        [],
+        [host("node001"), host("node002", state="d"), host("node003", state="d")],
+        draining={"node002"},
+        noticed={"node003"},
+        policy=au.Policy(min_nodes=2, max_nodes=10),
+    )
+    assert actions(drained) == ["remove node003 (spot notice)", "enable node002"]
+
+
+def test_notice_wins_over_a_drain_and_is_never_enabled():
+    """node002 was draining when the notice came: busy or wanted, it is not enabled."""
+    busy = host("node002", state="d", used=1, free="5G")
+    result = plan([job(1, "1G")], [busy], draining={"node002"}, noticed={"node002"})
+    assert actions(result) == ["launch 1 x c5.large"]
+    idle = plan([], [host("node002", state="d")], draining={"node002"}, noticed={"node002"})
+    assert actions(idle) == ["remove node002 (spot notice)"]
+    assert idle.counts["hosts_draining"] == 1
+
+
+@pytest.mark.parametrize(
+    ("noticed", "fixed", "expected"),
+    [
+        # Enabled again (qmod -e) after the notice: an ordinary host, the notice is moot.
+        (host("node002"), set(), {}),
+        # Lost as well: the lost-host path of the caller handles it.
+        (
+            host("node002", state="du", reachable=False),
+            set(),
+            {"node002": "spot notice, unreachable (no load report)"},
+        ),
+        # A fixed host (the master) is never removed, notice or not.
+        (host("node002", state="d"), {"node002"}, {"node002": "disabled (queue state d)"}),
+    ],
+)
+def test_notice_applies_only_to_a_disabled_compute_host(noticed, fixed, expected):
+    result = plan([], [noticed], noticed={"node002"}, fixed_hosts=fixed)
+    assert dict(result.excluded_hosts) == expected
+    assert result.noticed_hosts == ()
+    assert result.actions == ()
+
+
+def test_summary_and_dict_name_the_noticed_hosts():
+    hosts = [
+        host("node001", used=1, free="3G"),
+        host("node002", state="d", used=1, free="5G"),
+        host("node003", state="d"),
+    ]
+    result = plan([], hosts, noticed={"node002", "node003"})
+    assert result.summary == (
+        "2027-01-15T08:00:00Z pending 0 jobs (0 slots, 0; 0 waiting, 0 unplaceable); "
+        "free 1 slots, 3G; hosts 1 usable, 2 draining (spot notice: node002, node003), "
+        "0 excluded, 0 in flight; actions: remove node003 (spot notice)"
+    )
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["noticed_hosts"] == ["node002", "node003"]
+    assert data["counts"]["hosts_noticed"] == 2
+    # Without a notice the line reads as it always did.
+    assert "draining, " in plan([], hosts[:1]).summary
+
+
+def test_recorded_noticed_vm():
+    """vm disabled as the watcher leaves it (qmod -d): idle, it is removed; with its jobs
+    still running, it is left alone, not enabled; a job rescheduled off it (Rq, as qmod
+    -rq leaves it) goes to a new node, not back onto vm."""
+    idle = au.parse_hosts(fixture("qhost_idle_disabled.xml"), capacities=vm_capacity())
+    assert plan([], idle, noticed={"vm"}).actions == (au.Remove("vm", SPOT),)
+    busy = au.parse_hosts(fixture("qhost_disabled.xml"), capacities=vm_capacity())
+    assert plan([], busy, noticed={"vm"}).actions == ()
+    rescheduled = pending_jobs("qstat_rescheduled.xml", states={"qw", "Rq"}).jobs
+    assert rescheduled, "the recording has a job waiting as Rq"
+    result = plan(rescheduled, busy, noticed={"vm"})
+    assert "vm" not in targets(result).values()
+    assert [action for action in result.actions if isinstance(action, au.Launch)]
+    assert not [action for action in result.actions if isinstance(action, au.Enable)]
+    # Without the notice, vm is a disabled host like any other: excluded.
+    assert dict(plan(rescheduled, busy).excluded_hosts)["vm"] == "disabled (queue state d)"

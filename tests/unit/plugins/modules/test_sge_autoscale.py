@@ -171,10 +171,12 @@ def test_pass_writes_state_and_one_log_line(run, tmp_path):
         "idle": 0,
         "fixed": 0,
         "draining": 0,
+        "noticed": 0,
         "excluded": 1,
         "in_flight": 0,
         "new": 9,
     }
+    assert line["noticed_hosts"] == []
     assert (line["waiting"], line["unplaceable"]) == (3, 1)
     assert line["actions"] == [{"action": "launch", "count": 9, "instance_type": "m5.large"}]
     assert line["summary"] == result["summary"]
@@ -550,3 +552,140 @@ def test_gone_host_takes_no_job_and_is_reported_lost(run):
     assert gone["lost_hosts"] == ["node002", "vm"]  # node404 is no exec host: ignored
     assert gone["plan"]["counts"]["hosts_usable"] == 0
     assert all(action["action"] != "drain" for action in gone["plan"]["actions"])
+
+
+# --------------------------------------------------------------------------- spot notices
+
+
+def test_noticed_host_is_removed_one_settled_pass_after_it_was_first_seen(run, tmp_path):
+    """vm disabled and idle, as the spot watcher leaves a node after a rebalance
+    recommendation: the first pass records the notice (the watcher's qmod -d was the
+    drain), the first pass drain_settle_seconds later removes it, without idle_minutes,
+    even when vm's state file could not be read that time."""
+    fake = FakeGridEngine("qstat_empty.xml", "qhost_idle_disabled.xml")
+    policy = {"idle_minutes": 60, "drain_settle_seconds": 30}
+    first = run({"policy": policy, "noticed_hosts": ["vm"]}, fake)
+    assert first["plan"]["actions"] == []
+    assert first["plan"]["noticed_hosts"] == ["vm"]
+    assert first["state"]["noticed"] == {"vm": NOW}
+    assert first["state"]["draining"] == {}
+    assert first["hosts"]["noticed"] == ["vm"]
+    assert (first["hosts"]["draining"], first["hosts"]["excluded"]) == (1, 1)  # node002 lost
+    assert "1 draining (spot notice: vm)" in first["summary"]
+
+    second = run({"policy": policy}, fake, now=NOW + 60)  # vm did not answer this time
+    assert second["plan"]["actions"] == [
+        {"action": "remove", "host": "vm", "reason": "spot notice"}
+    ]
+    assert second["state"]["noticed"] == {"vm": NOW}
+    assert second["summary"].endswith("actions: remove vm (spot notice)")
+
+    lines = log_lines(tmp_path)
+    assert [line["noticed_hosts"] for line in lines] == [["vm"], ["vm"]]
+    assert [line["nodes"]["noticed"] for line in lines] == [1, 1]
+    assert [line["nodes"]["draining"] for line in lines] == [1, 1]
+    assert lines[1]["actions"] == second["plan"]["actions"]
+
+    # A noticed host Grid Engine no longer lists (removed: node009 here) is forgotten;
+    # and vm, neither named nor recorded any more, is a disabled host like any other.
+    state = json.loads(state_file(tmp_path).read_text())
+    state_file(tmp_path).write_text(json.dumps({**state, "noticed": {"node009": NOW}}))
+    third = run({"policy": policy, "noticed_hosts": ["node009"]}, fake, now=NOW + 120)
+    assert third["state"]["noticed"] == {}
+    assert third["plan"]["actions"] == []
+
+
+def test_noticed_busy_host_keeps_its_job_and_takes_none(run, tmp_path):
+    """vm disabled with its two jobs still running (they lack the rerun flag, say): no
+    pending job goes there, it is not enabled again, and not removed."""
+    fake = FakeGridEngine("qstat_pending.xml", "qhost_disabled.xml")
+    result = run({"noticed_hosts": ["vm"]}, fake, now=NOW + 3600)
+    actions = result["plan"]["actions"]
+    assert {action["action"] for action in actions} == {"launch"}
+    assert not any(item["target"] == "vm" for item in result["plan"]["placements"])
+    assert result["state"]["noticed"] == {"vm": NOW + 3600}
+    assert result["log_record"]["nodes"]["noticed"] == 1
+
+
+def test_check_mode_plans_a_noticed_removal_and_writes_nothing(run, tmp_path):
+    fake = FakeGridEngine("qstat_empty.xml", "qhost_idle_disabled.xml")
+    args = {"noticed_hosts": ["vm"], "policy": {"drain_settle_seconds": 0}}
+    result = run(args, fake, check=True, diff=True)
+    assert result["changed"] is False
+    assert result["plan"]["actions"] == [
+        {"action": "remove", "host": "vm", "reason": "spot notice"}
+    ]
+    assert json.loads(result["diff"]["after"])["noticed"] == {"vm": NOW}
+    assert not state_file(tmp_path).parent.exists()
+    assert not log_file(tmp_path).parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("names", "noticed"),
+    [
+        (["vm"], ["vm"]),
+        (["vm.eu-west-1.compute.internal"], ["vm"]),  # a name with its domain
+        (["node404", " "], []),  # not listed; blank names are refused, see below
+        ([], []),
+    ],
+)
+def test_noticed_names_match_listed_hosts(run, names, noticed):
+    fake = FakeGridEngine("qstat_empty.xml", "qhost_idle_disabled.xml")
+    args = {"noticed_hosts": [name for name in names if name.strip()]}
+    assert run(args, fake, check=True)["plan"]["noticed_hosts"] == noticed
+
+
+def test_noticed_hosts_defaults_to_none(run):
+    assert sge_autoscale.ARGUMENT_SPEC["noticed_hosts"] == {
+        "type": "list",
+        "elements": "str",
+        "default": [],
+    }
+    result = run({}, FakeGridEngine("qstat_empty.xml", "qhost_idle_disabled.xml"), check=True)
+    assert result["plan"]["noticed_hosts"] == []
+    assert result["state"]["noticed"] == {}
+
+
+def test_blank_noticed_host_fails_before_any_command(run, tmp_path):
+    fake = FakeGridEngine()
+    result = run({"noticed_hosts": ["vm", ""]}, fake)
+    assert result["failed"] is True
+    assert result["msg"] == "noticed_hosts[1]='' is not allowed: use a host name"
+    assert fake.commands() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        # A disabled host with no notice is an admin's: left alone, as before.
+        ({}, "disabled (queue state d)"),
+        # A gone node (no container or instance) takes the lost-node path instead.
+        ({"noticed_hosts": ["vm"], "gone_hosts": ["vm"]}, "gone: no running container or instance"),
+        # The master is never removed.
+        ({"noticed_hosts": ["vm"], "fixed_hosts": ["vm"]}, "disabled (queue state d)"),
+    ],
+)
+def test_notice_ignored_for_admin_gone_and_fixed_hosts(run, args, reason):
+    fake = FakeGridEngine("qstat_empty.xml", "qhost_idle_disabled.xml")
+    result = run({"policy": {"drain_settle_seconds": 0}, **args}, fake)
+    assert result["plan"]["actions"] == []
+    assert {"host": "vm", "reason": reason} in result["plan"]["excluded_hosts"]
+    assert result["state"]["noticed"] == {}
+
+
+def test_notice_is_forgotten_once_the_host_is_enabled_again(run, tmp_path):
+    """Someone ran qmod -e on vm after the notice: it is an ordinary host again."""
+    state_file(tmp_path).parent.mkdir()
+    state_file(tmp_path).write_text(json.dumps({"version": 1, "noticed": {"vm": NOW - 600}}))
+    result = run({}, FakeGridEngine("qstat_empty.xml", "qhost_idle.xml"))
+    assert result["state"]["noticed"] == {}
+    assert result["hosts"]["usable"] == 1
+    assert result["plan"]["actions"] == []
+
+
+def test_state_file_with_a_bad_noticed_map_fails(run, tmp_path):
+    state_file(tmp_path).parent.mkdir()
+    state_file(tmp_path).write_text(json.dumps({"version": 1, "noticed": {"vm": "soon"}}))
+    result = run({}, FakeGridEngine())
+    assert result["failed"] is True
+    assert "noticed is not a map of host -> epoch seconds" in result["msg"]
