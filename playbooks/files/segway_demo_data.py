@@ -64,7 +64,7 @@ def make(outdir: Path, seed: int) -> None:
     with (outdir / "genome.fa").open("w") as fasta:
         for chrom, length in CHROMOSOMES.items():
             fasta.write(f">{chrom}\n")
-            seq = "".join(rng.choice("ACGT") for _ in range(length))
+            seq = "".join(rng.choice("ACGT") for _position in range(length))
             fasta.writelines(seq[i : i + LINE] + "\n" for i in range(0, length, LINE))
     tracks = {name: (outdir / f"{name}.bedGraph").open("w") for name in TRACKS}
     with (outdir / "truth.bed").open("w") as truth:
@@ -107,7 +107,7 @@ def check(truth_path: Path, bed_path: Path) -> int:
             problems.append(f"{chrom}: no segment")
             continue
         position = 0
-        for start, end, _ in rows:
+        for start, end, _label in rows:
             if start != position:
                 problems.append(
                     f"{chrom}: {'gap' if start > position else 'overlap'} at {position}"
@@ -115,8 +115,8 @@ def check(truth_path: Path, bed_path: Path) -> int:
             position = end
         if position != length:
             problems.append(f"{chrom}: segments end at {position}, not {length}")
-        covered[chrom] = sum(end - start for start, end, _ in rows)
-    labels = sorted({label for *_, label in segments})
+        covered[chrom] = sum(end - start for start, end, _label in rows)
+    labels = sorted({segment[-1] for segment in segments})
     if len(labels) < MIN_LABELS:
         problems.append(f"only {len(labels)} label(s): {labels}")
     # Bases of each label in each true state; each label stands for the state it covers

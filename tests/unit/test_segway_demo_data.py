@@ -62,10 +62,10 @@ def test_data_covers_both_chromosomes_in_100_bp_bins(tmp_path: Path) -> None:
         assert lines[0] == f"track type=bedGraph name={track}"
         rows = [line.split("\t") for line in lines[1:]]
         assert len(rows) == sum(LENGTHS.values()) // 100
-        assert all(int(e) - int(s) == 100 and float(v) >= 0 for _, s, e, v in rows)
+        assert all(int(e) - int(s) == 100 and float(v) >= 0 for _chrom, s, e, v in rows)
     states = truth(out)
-    assert {n for *_, n in states} == {"active", "repressed", "quiet"}
-    assert sum(e - s for _, s, e, _ in states) == sum(LENGTHS.values())
+    assert {state[-1] for state in states} == {"active", "repressed", "quiet"}
+    assert sum(e - s for _chrom, s, e, _name in states) == sum(LENGTHS.values())
 
 
 def test_the_same_seed_makes_the_same_data(tmp_path: Path) -> None:
