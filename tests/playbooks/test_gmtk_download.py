@@ -253,7 +253,7 @@ RELEASE_SUM = "sha256:" + "a" * 64
 
 def configure_expressions(tmp_path: Path, fetched: dict[str, str]) -> dict[str, str]:
     """configure.yml's GMTK vars as written, evaluated for an EC2 node (segway_instance_id)."""
-    (first_play, *_) = yaml.safe_load((REPO / "playbooks" / "configure.yml").read_text())
+    first_play = yaml.safe_load((REPO / "playbooks" / "configure.yml").read_text())[0]
     names = ("segway_env_gmtk_wanted", "segway_env_gmtk_source", "segway_env_gmtk_checksum")
     play_vars = {name: first_play["vars"][name] for name in names}
     out = tmp_path / "resolved.json"
