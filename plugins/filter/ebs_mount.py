@@ -160,9 +160,29 @@ def ebs_mount_unknown_accounts(
     return unknown
 
 
+def ebs_mount_new_owned(found: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The names of the volumes that ebs_mount_new_volume_owner is given to, from the
+    results of validate.yml's ebs_device probe (ebs_mount_found.results): those that get
+    their filesystem in this run, copy nothing onto it, and name no owner, group or mode."""
+    names = []
+    for result in found or ():
+        entry = result.get("item") or {}
+        if not result.get("formatted") or _truthy(entry.get("copy_existing")):
+            continue
+        if any(key in entry for key in ("owner", "group", "mode")):
+            continue
+        names.append(entry["name"])
+    return names
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).lower() in ("true", "yes", "on", "1") if value is not None else False
+
+
 class FilterModule:
     def filters(self):
         return {
             "ebs_mount_volume_problems": ebs_mount_volume_problems,
             "ebs_mount_unknown_accounts": ebs_mount_unknown_accounts,
+            "ebs_mount_new_owned": ebs_mount_new_owned,
         }

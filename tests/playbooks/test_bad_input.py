@@ -159,6 +159,12 @@ def run_configure(tmp_path: Path, inventory: str, extra: dict) -> subprocess.Com
         ),
         pytest.param(
             ONE_MASTER,
+            {"ebs_mount_new_volume_owner": "no such user"},
+            ["ebs_mount_new_volume_owner 'no such user' must be a user name"],
+            id="ebs-new-volume-owner",
+        ),
+        pytest.param(
+            ONE_MASTER,
             {
                 "ebs_mount_volumes": [
                     {"name": "late", "volume_id": "vol-0fffffffffffffff1", "mount_point": "/d"}

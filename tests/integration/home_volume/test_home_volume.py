@@ -15,7 +15,9 @@ container of the node image (harness/) and a loop device standing in for the vol
    with a NEW key K2) with the SAME loop device: nothing is formatted or copied over
    (same filesystem UUID, the root disk's new file not copied), every file written
    before is there, SSH as admin with K2 works. A second, blank volume with
-   copy_existing, xfs and owner sgeadmin gets a copy of its mount point and its owner.
+   copy_existing, xfs and owner sgeadmin gets a copy of its mount point and its owner; a
+   blank data volume naming no owner becomes the cluster user's, one that held a
+   filesystem stays root's.
    (A second run after the relaunch is left out for time: it takes the same paths as
    the first launch's second run, and molecule/default converges twice with such a
    volume.)
@@ -389,10 +391,16 @@ def test_home_volume_survives_a_relaunch(testbed: Bed) -> None:  # noqa: PLR0915
     # and a second blank volume (xfs, owned by the cluster user) whose mount point holds
     # files on the new root disk.
     scratch_dev = bed.volume("scratch", 320)
-    second = start_master(bed, "second", [home_dev, scratch_dev], k2_pub)
-    second.sh("""
+    # Two data volumes that name no owner, as launch.yml's /data does on EC2: a blank one
+    # (it gets the cluster user, configure.yml's ebs_mount_new_volume_owner) and one that
+    # holds a filesystem already, root's (it is left root's).
+    data_dev = bed.volume("data", 64)
+    kept_dev = bed.volume("kept", 64)
+    second = start_master(bed, "second", [home_dev, scratch_dev, data_dev, kept_dev], k2_pub)
+    second.sh(f"""
         echo 'only on the new root disk' > /home/admin/new-root-disk-file.txt
         install -d /scratch/inputs && echo 'input' > /scratch/inputs/a.txt
+        mkfs.ext4 -q -L kept {kept_dev}
     """)
     assert ssh_works(second, k2).returncode == 0
     volumes = [
@@ -408,7 +416,11 @@ def test_home_volume_survives_a_relaunch(testbed: Bed) -> None:  # noqa: PLR0915
             "group": "sgeadmin",
             "mode": "0775",
         },
-    ]
+        {"name": "data", "device": data_dev, "mount_point": "/data", "share": True,
+         "format": "if_blank"},
+        {"name": "kept", "device": kept_dev, "mount_point": "/kept", "share": True,
+         "format": "never"},
+    ]  # fmt: skip
     relaunch = play(bed, second, k2, volumes)
     timings["relaunch"] = relaunch.seconds
     after = volume_state(second, home_dev)
@@ -444,5 +456,11 @@ def test_home_volume_survives_a_relaunch(testbed: Bed) -> None:  # noqa: PLR0915
         "sgeadmin",
         "775",
     ]
+    # The new data volume is the cluster user's; the one that had a filesystem is not
+    # changed.
+    assert source_of(second, "/data") == data_dev
+    assert second.sh("stat -c '%U %G %a' /data").stdout.split() == ["sgeadmin", "sgeadmin", "755"]
+    assert source_of(second, "/kept") == kept_dev
+    assert second.sh("stat -c '%U %G %a' /kept").stdout.split() == ["root", "root", "755"]
 
     print("timings (s):", json.dumps({k: round(v, 1) for k, v in timings.items()}))

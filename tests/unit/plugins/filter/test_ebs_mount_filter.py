@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from ansible_collections.segway.cluster.plugins.filter.ebs_mount import (
     FilterModule,
+    ebs_mount_new_owned,
     ebs_mount_unknown_accounts,
     ebs_mount_volume_problems,
 )
@@ -36,6 +37,7 @@ def test_filter_names() -> None:
     assert FilterModule().filters() == {
         "ebs_mount_volume_problems": ebs_mount_volume_problems,
         "ebs_mount_unknown_accounts": ebs_mount_unknown_accounts,
+        "ebs_mount_new_owned": ebs_mount_new_owned,
     }
 
 
@@ -116,3 +118,22 @@ def test_unknown_accounts_skip_ids_existing_and_later_ones() -> None:
         "group 'y'",
     ]
     assert ebs_mount_unknown_accounts({"name": "data"}, users, groups, []) == []
+
+
+def test_new_owner_goes_only_to_new_plain_volumes() -> None:
+    def found(formatted: bool, **entry: object) -> dict:
+        return {"formatted": formatted, "copied": False, "item": {"name": "v", **entry}}
+
+    assert ebs_mount_new_owned([found(True, mount_point="/data")]) == ["v"]
+    # held a filesystem before: never changed
+    assert ebs_mount_new_owned([found(False, mount_point="/data")]) == []
+    # /home and the build volume copy what was there, owners included
+    assert ebs_mount_new_owned([found(True, copy_existing=True)]) == []
+    assert ebs_mount_new_owned([found(True, copy_existing="yes")]) == []
+    assert ebs_mount_new_owned([found(True, copy_existing=False)]) == ["v"]
+    # an owner, group or mode of its own wins
+    for key in ("owner", "group", "mode"):
+        assert ebs_mount_new_owned([found(True, **{key: "0700" if key == "mode" else "x"})]) == []
+    # a skipped probe (no keys) and no results at all
+    assert ebs_mount_new_owned([{"item": {"name": "v"}, "skipped": True}]) == []
+    assert ebs_mount_new_owned(None) == []
