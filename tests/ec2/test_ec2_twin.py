@@ -12,14 +12,19 @@ One cluster, in order (each step needs the one before):
 1. launch size=small with a data volume -> SSH, configure; example_job.yml (provider ec2)
    runs the DRMAA job on a compute node; status.yml shows the nodes, qhost's
    mem_requested, the jobs and the cost; files are written to /home and /data.
-2. launch again: nothing changes.
-3. size=medium while node004's instance never answers (its container is not started):
+2. put.yml and fetch.yml over SSH to the master (rsync there as the cluster user, through
+   sudo): --check on a master without rsync says a real run would install it and moves
+   nothing; a tree (files, a subdirectory, 1 MiB of random bytes) goes up to /data/... and
+   to the cluster user's home, identical (sha256) and the cluster user's; fetch.yml
+   brings it back, identical; re-runs of both change nothing.
+3. launch again: nothing changes.
+4. size=medium while node004's instance never answers (its container is not started):
    launch stops naming node004; once the container runs, the same command completes;
    node003 and node004 run jobs.
-4. remove_nodes.yml (inventory/ec2_segway.py) takes node003/node004 out of Grid Engine
+5. remove_nodes.yml (inventory/ec2_segway.py) takes node003/node004 out of Grid Engine
    and terminates their instances.
-5. teardown keeps /home and /data; launch again re-attaches them and the files are there.
-6. teardown with delete_volumes=true: nothing of the cluster in moto or docker.
+6. teardown keeps /home and /data; launch again re-attaches them and the files are there.
+7. teardown with delete_volumes=true: nothing of the cluster in moto or docker.
 
 The twin's limits (its kernel has no NFS; docs in ec2_twin.py) ask for two inputs
 beyond the README's: nfs_server_implementation=ganesha (Ganesha serves the exports, for
@@ -30,6 +35,7 @@ Every launch's EC2 API calls are counted at the proxy and printed with its durat
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pwd
@@ -258,6 +264,74 @@ def test_files_on_home_and_data_and_nfs_export(twin: dict[str, Any]) -> None:
     assert "genome.txt" in listing, listing
     # What the twin mounts on the compute node in place of the NFS mount is that export.
     assert twin["twin"].exec(node, "cat /data/genome.txt").strip() == MARK
+
+
+def tree_sums(root: Path) -> dict[str, str]:
+    """sha256 of every file under root, by its path relative to root."""
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in root.rglob("*")
+        if path.is_file()
+    }
+
+
+def master_sums(world: dict[str, Any], root: str) -> dict[str, str]:
+    """tree_sums of a directory on the master."""
+    listing = master_sh(world, f"cd {root} && find . -type f -exec sha256sum {{}} +")
+    return {
+        name.removeprefix("./"): digest
+        for digest, name in (line.split(None, 1) for line in listing.splitlines() if line)
+    }
+
+
+def test_put_and_fetch_round_trip_over_ssh(twin: dict[str, Any], tmp_path: Path) -> None:
+    """put.yml and fetch.yml as the README gives them for EC2: rsync over ssh to the master
+    as admin, its far side run as sgeadmin through sudo (the inputs as at launch: region
+    and endpoint from the environment, the key from play())."""
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_text("alpha\n")
+    (tree / "b.txt").write_text("beta\n" * 1000)
+    (tree / "sub" / "c.txt").write_text("gamma\n")
+    (tree / "sub" / "random.bin").write_bytes(os.urandom(1 << 20))
+    wanted = tree_sums(tree)
+    data = "/data/xfer"
+    to_data = {"cluster_name": CLUSTER, "src": f"{tree}/", "dest": data}
+    # --check on a master without rsync (as one configured before roles/common installed
+    # it): it says a real run would install rsync, skips the dry run and succeeds.
+    master_sh(twin, "mv /usr/bin/rsync /usr/bin/rsync.hidden")
+    try:
+        dry = play(twin, "put.yml", to_data, args=["--check"])
+    finally:
+        master_sh(twin, "mv /usr/bin/rsync.hidden /usr/bin/rsync")
+    succeeded(dry)
+    assert "rsync is not installed on the master" in dry.flat, dry
+    assert "Nothing was transferred" in dry.flat, dry
+    assert dry.changed == 1, dry  # the install a real run would make
+    assert master_sh(twin, f"test -e {data} && echo there || echo absent").strip() == "absent"
+    # Up to the home (src without a slash: it lands as dest/tree) and to /data (src/: its
+    # contents straight into dest); both copies the cluster user's.
+    to_home = {"cluster_name": CLUSTER, "src": str(tree), "dest": "/home/sgeadmin"}
+    for extra, copy in ((to_home, "/home/sgeadmin/tree"), (to_data, data)):
+        run = play(twin, "put.yml", extra)
+        succeeded(run)
+        assert run.changed > 0, run
+        assert master_sums(twin, copy) == wanted, copy
+        strangers = master_sh(twin, f"find {copy} ! -user sgeadmin")
+        assert strangers.strip() == "", strangers
+    again = play(twin, "put.yml", to_data)
+    succeeded(again)
+    assert again.changed == 0 and "0 item(s) changed" in again.flat, again
+    # Back into a new directory here, made by fetch.
+    back = tmp_path / "back"
+    from_data = {"cluster_name": CLUSTER, "src": f"{data}/", "dest": str(back)}
+    run = play(twin, "fetch.yml", from_data)
+    succeeded(run)
+    assert run.changed > 0, run
+    assert tree_sums(back) == wanted
+    again = play(twin, "fetch.yml", from_data)
+    succeeded(again)
+    assert again.changed == 0 and "0 item(s) changed" in again.flat, again
 
 
 def test_second_launch_changes_nothing(twin: dict[str, Any]) -> None:
