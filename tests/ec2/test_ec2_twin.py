@@ -11,7 +11,9 @@ One cluster, in order (each step needs the one before):
 
 1. launch size=small with a data volume -> SSH, configure; example_job.yml (provider ec2)
    runs the DRMAA job on a compute node; status.yml shows the nodes, qhost's
-   mem_requested, the jobs and the cost; files are written to /home and /data.
+   mem_requested, the jobs and the cost; files are written to /home and /data. GMTK (a
+   stand-in archive from the controller, gmtk_standin.py) is built onto the build volume
+   and runs on a compute node.
 2. put.yml and fetch.yml over SSH to the master (rsync there as the cluster user, through
    sudo): --check on a master without rsync says a real run would install it and moves
    nothing; a tree (files, a subdirectory, 1 MiB of random bytes) goes up to /data/... and
@@ -62,16 +64,17 @@ from ec2_testlib import (
     tags,
 )
 from ec2_twin import PUBLIC_GATEWAY, Ec2Twin
+from gmtk_standin import VERSION_LINE, make_archive
 
 CLUSTER = "twin"
 # What the twin's kernel lacks (module text), given as users type them: -e name=false is
 # the string 'false'. Every playbook that configures nodes takes them.
 # No kernel NFS here (Ganesha serves, the twin mounts each export's filesystem in the
-# compute containers), and GMTK's release URL (the EC2 default) is out of reach.
+# compute containers). GMTK's release URL (the EC2 default) is out of reach: the fixture
+# gives a stand-in archive instead (gmtk_standin.py), built in seconds, in world["gmtk"].
 TWIN_INPUTS = {
     "nfs_server_implementation": "ganesha",
     "nfs_client_mount": "false",
-    "segway_gmtk_source": "",
 }
 MARK = "written before the teardown"
 
@@ -96,6 +99,7 @@ def twin(moto, home: Path, ssh_key: Path) -> Iterator[dict[str, Any]]:
     # A short path: ssh's ControlPath sockets and the volume images live under it.
     work = Path(tempfile.mkdtemp(prefix="segway-twin."))
     twin = Ec2Twin(moto.url, work).start()
+    standin, digest = make_archive(work)
     strict = any_refusal(ec2_strict(moto.url), twin.refuse)
     # FleetProxy: the compute nodes' instant fleet gets its template's security group and
     # IMDSv2 setting as on EC2 (moto leaves both out; ec2_fleet.py).
@@ -109,6 +113,7 @@ def twin(moto, home: Path, ssh_key: Path) -> Iterator[dict[str, Any]]:
         "image": debian_image(twin.ec2),
         "work": work,
         "timings": {},
+        "gmtk": {"segway_gmtk_source": str(standin), "segway_gmtk_checksum": f"sha256:{digest}"},
     }
     try:
         yield world
@@ -132,6 +137,7 @@ def launch_vars(world: dict[str, Any], **extra: Any) -> dict[str, Any]:
         "admin_cidr": f"{PUBLIC_GATEWAY}/32",
         "public_key_file": f"{world['key']}.pub",
         **TWIN_INPUTS,
+        **world["gmtk"],
         "ami_id": world["image"],
         "volumes": [{"size": 2, "mount": "/data"}],
         "home_volume_size": 2,
@@ -169,15 +175,27 @@ def succeeded(run: Run) -> None:
 PIP_TASK = (
     "segway.cluster.segway_env : Install segway, genomedata and segtools at the pinned versions"
 )
+GMTK_TASK = "segway.cluster.segway_env : Compile GMTK (several minutes)"
+
+
+def on_master(run: Run, task: str) -> str:
+    """What the run did with this task on the master: changed, skipping, ..."""
+    found = re.search(
+        rf"TASK \[{re.escape(task)}\][^\n]*\n(?:[^\n]*\n)*?(\w+): \[master\]", run.output
+    )
+    assert found, f"no {task!r} for the master in the run:\n{run}"
+    return found.group(1)
 
 
 def pip_on_master(run: Run) -> str:
-    """What the run did with segway_env's pip task on the master: changed, skipping, ..."""
-    found = re.search(
-        rf"TASK \[{re.escape(PIP_TASK)}\][^\n]*\n(?:[^\n]*\n)*?(\w+): \[master\]", run.output
-    )
-    assert found, f"no {PIP_TASK!r} for the master in the run:\n{run}"
-    return found.group(1)
+    """What the run did with segway_env's pip task on the master."""
+    return on_master(run, PIP_TASK)
+
+
+def gmtk_built(run: Run) -> bool:
+    """Whether the run compiled GMTK on the master (its build block ran, or was skipped
+    because the installed GMTK was built from the same archive)."""
+    return GMTK_TASK in run.output and on_master(run, GMTK_TASK) == "changed"
 
 
 def master_sh(world: dict[str, Any], script: str, user: str = "root") -> str:
@@ -210,6 +228,11 @@ def test_launch_small_configures_over_ssh(twin: dict[str, Any]) -> None:
     exports = master_sh(twin, "cat /etc/ganesha/segway-exports.conf")
     assert '"/home"' in exports and '"/data"' in exports, exports
     assert pip_on_master(run) == "changed"
+    # GMTK (the stand-in) was built from the controller's archive onto the build volume,
+    # and a compute node runs it from there.
+    assert gmtk_built(run), run
+    gmtk = twin["twin"].exec(nodes["node001"], "bash -lc gmtkTriangulate", user="sgeadmin")
+    assert gmtk.strip() == VERSION_LINE, gmtk
     summary = json.loads((twin["work"] / "summary.json").read_text())
     assert summary["configured"] is True, summary
     # The host keys went to the known_hosts under HOME that teardown deletes, not to the
@@ -396,7 +419,7 @@ def test_remove_nodes(twin: dict[str, Any]) -> None:
     run = play(
         twin,
         "remove_nodes.yml",
-        {"nodes": "node003,node004", **TWIN_INPUTS},
+        {"nodes": "node003,node004", **TWIN_INPUTS, **twin["gmtk"]},
         args=["-i", str(REPO / "inventory" / "ec2_segway.py")],
         env=env,
     )
@@ -447,8 +470,10 @@ def test_teardown_keeps_volumes_and_relaunch_reattaches(twin: dict[str, Any]) ->
     succeeded(run)
     assert master_sh(twin, "cat ~/results.txt", user="sgeadmin").strip() == MARK
     assert master_sh(twin, "cat /data/genome.txt").strip() == MARK
-    # The new master found Segway at its pins on the kept build volume: pip did not run.
+    # The new master found Segway at its pins on the kept build volume, and GMTK built from
+    # the same archive: neither pip nor the GMTK build ran.
     assert pip_on_master(run) == "skipping", run
+    assert not gmtk_built(run), run
     master, *compute = instances_of(ec2, CLUSTER)
     assert master.get("PublicIpAddress") and master["SubnetId"] == private, master
     assert len(compute) == 2 and all("PublicIpAddress" not in i for i in compute), compute
