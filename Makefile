@@ -18,7 +18,7 @@ BALANCE_EVERY ?= 60
 BALANCE_ARGS ?=
 LOCAL := -e provider=local -e cluster_name=$(CLUSTER)
 
-.PHONY: setup test lint pytest molecule engine image clean cluster status cluster-down sanity twin test-twin test-balance balance plot segway-demo
+.PHONY: setup test lanes lint pytest molecule engine image clean cluster status cluster-down sanity twin test-twin test-balance balance plot segway-demo
 
 ## setup: Python venv with Ansible, molecule, linters, moto; the collection link.
 setup: $(BIN)/.installed .collections/ansible_collections/segway/cluster
@@ -36,9 +36,15 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	mkdir -p $(@D)
 	ln -sfn ../../.. $@
 
-## test: lint, ansible-test sanity, pytest (unit, real SGE daemons, playbook runs), every
-## molecule scenario.
-test: setup lint sanity pytest molecule
+## test: lint, ansible-test sanity, then pytest (unit, real SGE daemons, playbook runs)
+## and every molecule scenario, in two lanes at once (harness/lanes.sh: tests/ec2 in one,
+## the rest and molecule in the other), which a 2-core machine runs in about two thirds
+## of the time one after the other takes.
+test: setup lint sanity lanes
+
+lanes: setup image
+	$(ENSURE_RSYNC) || echo "lanes: no rsync (not root, or apt-get failed): the fetch/put test fails"
+	SCENARIOS='$(SCENARIOS)' harness/lanes.sh
 
 lint: setup
 	ruff check .
