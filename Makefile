@@ -38,8 +38,8 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 
 ## test: lint, ansible-test sanity, then pytest (unit, real SGE daemons, playbook runs)
 ## and every molecule scenario, in two lanes at once (harness/lanes.sh: tests/ec2 in one,
-## the rest and molecule in the other), which a 2-core machine runs in about two thirds
-## of the time one after the other takes.
+## the rest and molecule in the other): one check at a time leaves much of a 2-core
+## machine idle. About 48 minutes in all on a 2-core machine (bench/results/test_time.txt).
 test: setup lint sanity lanes
 
 lanes: setup image
