@@ -2,24 +2,29 @@
 """Filters of roles/ec2_cluster and playbooks/tasks/cluster_nodes.yml over what
 segway.cluster.ec2_cluster_info returns: segway.cluster.ec2_cluster_summary (and
 local_cluster_summary, its provider=local twin), ec2_cluster_node_names,
-ec2_cluster_free_names, ec2_cluster_pool_error, ec2_cluster_subnet,
-ec2_cluster_name_clashes, ec2_cluster_owner_check, ec2_cluster_with_placement_groups,
-ec2_cluster_autoscale_policy and ec2_cluster_with_autoscale_roles.
+ec2_cluster_names_update, ec2_cluster_node_map, ec2_cluster_free_names,
+ec2_cluster_pool_error, ec2_cluster_subnet, ec2_cluster_name_clashes,
+ec2_cluster_owner_check, ec2_cluster_with_placement_groups, ec2_cluster_autoscale_policy
+and ec2_cluster_with_autoscale_roles.
 The logic lives in plugins/module_utils/ec2_cluster.py and cluster_summary.py (unit-tested
 there); these names only hand Jinja's values to it."""
 
 from __future__ import annotations
 
+from ansible.errors import AnsibleFilterError
 from ansible_collections.segway.cluster.plugins.module_utils.cluster_summary import (
     cluster_summary,
     local_cluster_summary,
 )
 from ansible_collections.segway.cluster.plugins.module_utils.ec2_cluster import (
+    Ec2ClusterError,
     autoscale_policy,
     choose_subnet,
     free_node_names,
     name_clash_labels,
     new_node_names,
+    node_names,
+    node_names_update,
     owner_check,
     pool_error_text,
     with_autoscale_roles,
@@ -90,12 +95,22 @@ options:
 """
 
 
+def names_update(instances, template_ids):
+    """node_names_update, its refusal as a filter error (one line, no traceback)."""
+    try:
+        return node_names_update(instances, template_ids)
+    except Ec2ClusterError as err:
+        raise AnsibleFilterError(str(err)) from err
+
+
 class FilterModule:
     def filters(self):
         return {
             "ec2_cluster_summary": cluster_summary,
             "local_cluster_summary": local_cluster_summary,
             "ec2_cluster_node_names": new_node_names,
+            "ec2_cluster_names_update": names_update,
+            "ec2_cluster_node_map": node_names,
             "ec2_cluster_free_names": free_node_names,
             "ec2_cluster_pool_error": pool_error_text,
             "ec2_cluster_subnet": choose_subnet,

@@ -37,6 +37,23 @@ FORMAT_TAG = "segway:format"
 FSTYPE_TAG = "segway:fstype"
 PARTITION_TAG = "segway:partition"
 
+# Compute nodes' names live on the cluster's master, not on each node: EC2 gives every
+# instance of a fleet the same tags, so a name of each node's own would cost one
+# CreateTags per node. Keys segway:names:1, segway:names:2, ... hold space-separated
+# i-<id>=nodeNNN pairs (encode_node_names). EC2 allows 50 tags per resource and 256
+# characters per value: NAMES_TAGS_MAX keys leave the master 10 tags of its own (it has
+# 5: Name, segway:cluster, segway:owner, segway:role, segway:node), and a pair of a
+# 17-digit instance id and nodeNNN is 27 characters, 9 to a value (251 with the spaces).
+NAMES_TAG_PREFIX = "segway:names:"
+TAG_VALUE_MAX = 256
+NAMES_TAGS_MAX = 40
+NAME_PAIRS_PER_TAG = 9
+# The most compute nodes an EC2 cluster may have (launch refuses more; the role's
+# ec2_cluster_max_compute_count is this number).
+MAX_EC2_COMPUTE_COUNT = NAMES_TAGS_MAX * NAME_PAIRS_PER_TAG
+NODE_NAME_RE = re.compile(r"^node[0-9]{3,4}$")
+INSTANCE_ID_RE = re.compile(r"^i-[0-9a-f]{8,17}$")
+
 # The rule launch.yml checks cluster_name with.
 CLUSTER_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 HOME_MOUNT = "/home"
@@ -206,6 +223,98 @@ def tag_dict(tags: Iterable[Mapping[str, str]] | None) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in tags or []}
 
 
+# ---------------------------------------------------------------- compute nodes' names
+
+
+def names_tag_number(key: str) -> int:
+    """N of a segway:names:N tag key; 0 for any other key."""
+    number = key.removeprefix(NAMES_TAG_PREFIX)
+    if key.startswith(NAMES_TAG_PREFIX) and number.isdigit() and int(number) > 0:
+        return int(number)
+    return 0
+
+
+def node_number(name: str) -> int:
+    """NNN of nodeNNN; 0 for any other name."""
+    return int(name[4:]) if NODE_NAME_RE.match(name) else 0
+
+
+def decode_node_names(tags: Mapping[str, str]) -> dict[str, str]:
+    """{instance id: node name} as a master's segway:names:N tags record it (the values
+    in the order of N). A word that is not i-<id>=nodeNNN is skipped with a warning; an id
+    recorded twice keeps its first name."""
+    names: dict[str, str] = {}
+    for key in sorted((k for k in tags if names_tag_number(k)), key=names_tag_number):
+        for word in str(tags[key]).split():
+            instance_id, sep, node = word.partition("=")
+            if not sep or not INSTANCE_ID_RE.match(instance_id) or not NODE_NAME_RE.match(node):
+                LOG.warning("tag %s: %r is not i-<id>=nodeNNN; ignored", key, word)
+                continue
+            names.setdefault(instance_id, node)
+    return names
+
+
+def encode_node_names(names: Mapping[str, str]) -> dict[str, str]:
+    """The master's segway:names:N tags that record names ({instance id: node name}): the
+    i-<id>=nodeNNN pairs in node order, space-separated, as many to a value as fit in
+    TAG_VALUE_MAX characters, keys numbered from 1 ({} for no names). Ec2ClusterError for
+    a pair that is not i-<id>=nodeNNN, or names needing more than NAMES_TAGS_MAX tags."""
+    values: list[str] = []
+    for instance_id, node in sorted(names.items(), key=lambda kv: (node_number(kv[1]), kv)):
+        if not INSTANCE_ID_RE.match(instance_id) or not NODE_NAME_RE.match(node):
+            raise Ec2ClusterError(f"cannot record the node name {instance_id}={node}")
+        pair = f"{instance_id}={node}"
+        if values and len(values[-1]) + 1 + len(pair) <= TAG_VALUE_MAX:
+            values[-1] += " " + pair
+        else:
+            values.append(pair)
+    if len(values) > NAMES_TAGS_MAX:
+        raise Ec2ClusterError(
+            f"the names of {len(names)} compute nodes need {len(values)} tags on the master, "
+            f"more than the {NAMES_TAGS_MAX} it may hold (at most {MAX_EC2_COMPUTE_COUNT} "
+            "compute nodes per cluster)"
+        )
+    return {f"{NAMES_TAG_PREFIX}{n}": value for n, value in enumerate(values, start=1)}
+
+
+def instance_fields(inst: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    """(id, tags) of an instance as EC2 describes it (InstanceId, Tags), as
+    amazon.aws.ec2_instance_info returns it (instance_id, tags) or as plain_instance
+    returns it (id, tags)."""
+    if "InstanceId" in inst:
+        return str(inst["InstanceId"]), tag_dict(inst.get("Tags"))
+    return str(inst.get("instance_id") or inst.get("id") or ""), dict(inst.get("tags") or {})
+
+
+def node_names(instances: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """{instance id: node name} of the instances that have a name (any of instance_fields'
+    shapes, of one cluster or several). A master's name is its segway:node tag (master);
+    a compute node's is the one its cluster's master records (segway:names:N), else its
+    own segway:node tag (a node an older version launched and named)."""
+    listed = sorted(instances, key=launched_at)
+    recorded: dict[str, dict[str, str]] = {}
+    for inst in listed:
+        tags = instance_fields(inst)[1]
+        if tags.get(ROLE_TAG) == "master":
+            mapping = recorded.setdefault(tags.get(CLUSTER_TAG, ""), {})
+            for named_id, node in decode_node_names(tags).items():
+                mapping.setdefault(named_id, node)
+    names: dict[str, str] = {}
+    for inst in listed:
+        instance_id, tags = instance_fields(inst)
+        name = tags.get(NODE_TAG, "")
+        if tags.get(ROLE_TAG) == "compute":
+            name = recorded.get(tags.get(CLUSTER_TAG, ""), {}).get(instance_id) or name
+        if name:
+            names[instance_id] = name
+    return names
+
+
+def launched_at(inst: Mapping[str, Any]) -> str:
+    """An instance's launch time, in any of instance_fields' shapes ('' when unknown)."""
+    return str(inst.get("LaunchTime") or inst.get("launch_time") or "")
+
+
 def group_name(cluster: str) -> str:
     """Ansible group of one cluster: cluster_<name>, hyphens made underscores."""
     return "cluster_" + "".join(c if c.isalnum() or c == "_" else "_" for c in cluster)
@@ -257,11 +366,14 @@ def build_inventory(
     Groups master and compute hold one cluster only: with no cluster chosen and nodes
     of several clusters, an Ec2ClusterError names them; with access.all_clusters, master and
     compute stay empty and each cluster's hosts are in its cluster_<name> group."""
-    # One node per (cluster, name); an unnamed or duplicated instance is reported, not guessed.
+    # One node per (cluster, name); an unnamed or duplicated instance is reported, not
+    # guessed. Compute nodes' names are on their master (node_names).
+    names = node_names(instances)
     nodes: dict[tuple[str, str], Mapping[str, Any]] = {}
     for inst in sorted(instances, key=lambda i: (str(i.get("LaunchTime", "")), i["InstanceId"])):
         tags = tag_dict(inst.get("Tags"))
-        cluster, node, role = tags.get(CLUSTER_TAG), tags.get(NODE_TAG), tags.get(ROLE_TAG)
+        cluster, role = tags.get(CLUSTER_TAG), tags.get(ROLE_TAG)
+        node = names.get(inst["InstanceId"])
         if access.cluster and cluster != access.cluster:
             continue
         if cluster and not CLUSTER_RE.match(cluster):
@@ -273,8 +385,8 @@ def build_inventory(
             continue
         if not cluster or role not in ("master", "compute") or not node:
             LOG.warning(
-                "instance %s of cluster %s has no node name yet (segway:role=%s, segway:node=%s); "
-                "run launch.yml again to name it",
+                "instance %s of cluster %s has no node name yet (segway:role=%s, name %s: none "
+                "in its running master's segway:names tags); run launch.yml again to name it",
                 inst["InstanceId"],
                 cluster,
                 role,
@@ -422,13 +534,15 @@ def fetch_volumes(ec2: Any, filters: list[dict[str, Any]]) -> list[dict[str, Any
     return sorted(volumes, key=lambda v: v["id"])
 
 
-def plain_instance(inst: Mapping[str, Any]) -> dict[str, Any]:
-    """An instance with the fields launch and teardown use, every key present."""
+def plain_instance(inst: Mapping[str, Any], node: str | None = None) -> dict[str, Any]:
+    """An instance with the fields launch and teardown use, every key present. node: its
+    name (node_names, which reads a compute node's on its master); None for its own
+    segway:node tag."""
     tags = tag_dict(inst.get("Tags"))
     placement = inst.get("Placement", {})
     return {
         "id": inst["InstanceId"],
-        "node": tags.get(NODE_TAG, ""),
+        "node": tags.get(NODE_TAG, "") if node is None else node,
         "role": tags.get(ROLE_TAG, ""),
         "type": inst.get("InstanceType", ""),
         "state": inst.get("State", {}).get("Name", ""),
@@ -613,14 +727,16 @@ def fetch_owned(
     The launch lock's template is listed without reading its versions (it launches
     nothing and names no placement group)."""
     tagged = [{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]
-    instances = [
-        plain_instance(i)
+    described = [
+        i
         for page in ec2.get_paginator("describe_instances").paginate(
             Filters=[*tagged, {"Name": "instance-state-name", "Values": LIVE_STATES}]
         )
         for r in page["Reservations"]
         for i in r["Instances"]
     ]
+    names = node_names(described)
+    instances = [plain_instance(i, names.get(i["InstanceId"], "")) for i in described]
     open_states = {"Name": "state", "Values": ["open", "active"]}
     spot_ids = {
         s["SpotInstanceRequestId"]
@@ -1105,24 +1221,31 @@ def autoscale_caller(caller_arn: str, cluster: str) -> bool:
 def new_node_names(
     instances: Sequence[Mapping[str, Any]], template_ids: Mapping[str, str]
 ) -> list[dict[str, str]]:
-    """Names for the compute instances that have none yet (amazon.aws.ec2_instance_info's
-    instances): the lowest free node numbers, oldest instance first, and the market each
-    was launched on (spot when its launch template is one of the -spot templates in
-    template_ids, name -> id)."""
-    used = {i["tags"][NODE_TAG] for i in instances if NODE_TAG in i.get("tags", {})}
+    """Names for the compute instances that have none yet, among a cluster's instances
+    (amazon.aws.ec2_instance_info's; its master's tags record the names, node_names): the
+    lowest free node numbers, oldest instance first, and the market each was launched on
+    (spot when its launch template is one of the -spot templates in template_ids, name ->
+    id)."""
+    named = node_names(instances)
+    used = set(named.values())
     unnamed = sorted(
-        (i for i in instances if NODE_TAG not in i.get("tags", {})),
-        key=lambda i: (str(i.get("launch_time", "")), whole(i.get("ami_launch_index"))),
+        (
+            i
+            for i in instances
+            if instance_fields(i)[1].get(ROLE_TAG) == "compute"
+            and instance_fields(i)[0] not in named
+        ),
+        key=lambda i: (launched_at(i), whole(i.get("ami_launch_index"))),
     )
     free = (f"node{n:03d}" for n in range(1, 10000) if f"node{n:03d}" not in used)
     spot_ids = {tid for name, tid in template_ids.items() if name.endswith("-spot")}
     return [
         {
-            "id": inst["instance_id"],
+            "id": instance_fields(inst)[0],
             "name": name,
             "market": (
                 "spot"
-                if inst.get("tags", {}).get("aws:ec2launchtemplate:id", "") in spot_ids
+                if instance_fields(inst)[1].get("aws:ec2launchtemplate:id", "") in spot_ids
                 else "on-demand"
             ),
         }
@@ -1130,12 +1253,50 @@ def new_node_names(
     ]
 
 
+def node_names_update(
+    instances: Sequence[Mapping[str, Any]], template_ids: Mapping[str, str]
+) -> dict[str, Any]:
+    """What launch records on the master once its fleet has run, from the cluster's live
+    instances (amazon.aws.ec2_instance_info's, the master among them):
+
+    new: the names new_node_names gives the compute nodes that have none; master_id: the
+    master (the oldest, '' when there is none); tags: the segway:names:N tags recording
+    every live compute node's name (new ones included, those of instances gone left
+    out); stale: the master's segway:names:N keys that tags no longer uses. When new is
+    empty the master is left as it is (tags and stale empty). Ec2ClusterError when there
+    are names to record and no master, or too many (encode_node_names)."""
+    new = new_node_names(instances, template_ids)
+    if not new:
+        return {"new": [], "master_id": "", "tags": {}, "stale": []}
+    masters = sorted(
+        (i for i in instances if instance_fields(i)[1].get(ROLE_TAG) == "master"),
+        key=launched_at,
+    )
+    if not masters:
+        raise Ec2ClusterError(
+            f"no master to record the names of {len(new)} new compute nodes on "
+            f"({', '.join(n['id'] for n in new)})"
+        )
+    master_id, master_tags = instance_fields(masters[0])
+    computes = {
+        instance_fields(i)[0] for i in instances if instance_fields(i)[1].get(ROLE_TAG) == "compute"
+    }
+    names = {i: name for i, name in node_names(instances).items() if i in computes}
+    names.update({n["id"]: n["name"] for n in new})
+    tags = encode_node_names(names)
+    stale = sorted(
+        (k for k in master_tags if names_tag_number(k) and k not in tags), key=names_tag_number
+    )
+    return {"new": new, "master_id": master_id, "tags": tags, "stale": stale}
+
+
 def free_node_names(
     existing: Sequence[Mapping[str, Any]], count: Any, cluster: str
 ) -> list[dict[str, str]]:
-    """The tags of their own for count new compute nodes: the lowest node numbers no
-    existing compute node (plain_instance's, with its node name) holds, in order, each as
-    {segway:node: nodeNNN, Name: <cluster>-nodeNNN}."""
+    """Tags of their own for count new compute nodes (for ec2_instant_fleet's
+    instance_tags; roles/ec2_cluster records names on the master instead): the lowest node
+    numbers no existing compute node (plain_instance's, with its node name) holds, in
+    order, each as {segway:node: nodeNNN, Name: <cluster>-nodeNNN}."""
     used = {str(i.get("node") or "") for i in existing} - {""}
     free = (f"node{n:03d}" for n in range(1, 10000) if f"node{n:03d}" not in used)
     wanted = max(whole(count), 0)

@@ -4,6 +4,7 @@ renders through Jinja as a playbook writes it."""
 from __future__ import annotations
 
 import jinja2
+from ansible_collections.segway.cluster.plugins.filter import ec2_cluster as ec2_cluster_filter
 from ansible_collections.segway.cluster.plugins.filter.ec2_cluster import FilterModule
 from ansible_collections.segway.cluster.plugins.module_utils import cluster_summary, ec2_cluster
 
@@ -13,6 +14,8 @@ def test_every_filter_is_its_module_utils_function() -> None:
         "ec2_cluster_summary": cluster_summary.cluster_summary,
         "local_cluster_summary": cluster_summary.local_cluster_summary,
         "ec2_cluster_node_names": ec2_cluster.new_node_names,
+        "ec2_cluster_names_update": ec2_cluster_filter.names_update,
+        "ec2_cluster_node_map": ec2_cluster.node_names,
         "ec2_cluster_free_names": ec2_cluster.free_node_names,
         "ec2_cluster_pool_error": ec2_cluster.pool_error_text,
         "ec2_cluster_subnet": ec2_cluster.choose_subnet,

@@ -211,21 +211,26 @@ def test_the_autoscaler_does_not_pick_among_several_owners() -> None:
 
 
 def test_new_nodes_get_the_lowest_free_numbers_oldest_first() -> None:
+    compute = {"segway:cluster": "c1", "segway:role": "compute"}
     instances = [
-        {"instance_id": "i-a", "tags": {"segway:node": "node002"}, "launch_time": "2025-01-01"},
+        {
+            "instance_id": "i-a",
+            "tags": {**compute, "segway:node": "node002"},
+            "launch_time": "2025-01-01",
+        },
         {
             "instance_id": "i-b",
-            "tags": {"aws:ec2launchtemplate:id": "lt-spot"},
+            "tags": {**compute, "aws:ec2launchtemplate:id": "lt-spot"},
             "ami_launch_index": 1,
             "launch_time": "2025-01-02",
         },
         {
             "instance_id": "i-c",
-            "tags": {"aws:ec2launchtemplate:id": "lt-od"},
+            "tags": {**compute, "aws:ec2launchtemplate:id": "lt-od"},
             "ami_launch_index": 0,
             "launch_time": "2025-01-02",
         },
-        {"instance_id": "i-d", "tags": {}, "ami_launch_index": 0, "launch_time": "2025-01-01"},
+        {"instance_id": "i-d", "tags": compute, "ami_launch_index": 0, "launch_time": "2025-01-01"},
     ]
     templates = {
         "segway-c1-compute-m7i.xlarge": "lt-od",
