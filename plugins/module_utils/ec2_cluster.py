@@ -1262,12 +1262,13 @@ def node_names_update(
     new: the names new_node_names gives the compute nodes that have none; master_id: the
     master (the oldest, '' when there is none); tags: the segway:names:N tags recording
     every live compute node's name (new ones included, those of instances gone left
-    out); stale: the master's segway:names:N keys that tags no longer uses. When new is
-    empty the master is left as it is (tags and stale empty). Ec2ClusterError when there
+    out); stale: the master's segway:names:N tags that tags no longer uses, each with its
+    value now (amazon.aws.ec2_tag's state=absent deletes them only while they hold it).
+    When new is empty the master is left as it is (tags and stale empty). Ec2ClusterError when there
     are names to record and no master, or too many (encode_node_names)."""
     new = new_node_names(instances, template_ids)
     if not new:
-        return {"new": [], "master_id": "", "tags": {}, "stale": []}
+        return {"new": [], "master_id": "", "tags": {}, "stale": {}}
     masters = sorted(
         (i for i in instances if instance_fields(i)[1].get(ROLE_TAG) == "master"),
         key=launched_at,
@@ -1284,9 +1285,11 @@ def node_names_update(
     names = {i: name for i, name in node_names(instances).items() if i in computes}
     names.update({n["id"]: n["name"] for n in new})
     tags = encode_node_names(names)
-    stale = sorted(
-        (k for k in master_tags if names_tag_number(k) and k not in tags), key=names_tag_number
-    )
+    stale = {
+        k: master_tags[k]
+        for k in sorted(master_tags, key=names_tag_number)
+        if names_tag_number(k) and k not in tags
+    }
     return {"new": new, "master_id": master_id, "tags": tags, "stale": stale}
 
 
@@ -1464,12 +1467,15 @@ def autoscale_policy(cluster: str, region: str, account: str) -> dict[str, Any]:
                 },
             },
             {
-                # Naming new nodes; keeping IMDSv2 and the cluster's security group on them
-                # (ec2_instance sets the group of a node it launched, in place).
+                # Naming new nodes (their names are tags of the master; a launch drops
+                # the master's name tags no longer used); keeping IMDSv2 and the
+                # cluster's security group on them (ec2_instance sets the group of a
+                # node it launched, in place).
                 "Sid": "KeepTheClustersInstances",
                 "Effect": "Allow",
                 "Action": [
                     "ec2:CreateTags",
+                    "ec2:DeleteTags",
                     "ec2:ModifyInstanceAttribute",
                     "ec2:ModifyInstanceMetadataOptions",
                 ],

@@ -136,6 +136,10 @@ options:
         get none. Each is one C(CreateTags) call (EC2's C(TagSpecifications) give every
         instance of a fleet the same tags), made right after the launch.
       - For example a node name and number, which differ from instance to instance.
+      - The calls grow with the number of new instances. Where that matters, keep what
+        differs elsewhere; roles/ec2_cluster does not use this option, and records its
+        compute nodes' names as tags of the cluster's master instead (one call whatever
+        the count).
     type: list
     elements: dict
     default: []
@@ -196,7 +200,8 @@ EXAMPLES = r"""
     market_tag: "segway:market"
     spot_max_price: "0.12"
     on_demand_fallback: true
-    # The two first new instances get a name each (one CreateTags call each).
+    # The two first new instances get a name each (one CreateTags call each: the calls
+    # grow with the count).
     instance_tags:
       - {Name: mycluster-node001, "segway:node": node001}
       - {Name: mycluster-node002, "segway:node": node002}

@@ -199,10 +199,47 @@ def instances_of(ec2: Any, cluster: str) -> list[dict[str, Any]]:
         for i in r["Instances"]
         if i["State"]["Name"] not in ("terminated", "shutting-down")
     ]
+    names = node_name_map(found)
     return sorted(
         found,
-        key=lambda i: (tags(i).get("segway:node") != "master", tags(i).get("segway:node", "")),
+        key=lambda i: (names[i["InstanceId"]] != "master", names[i["InstanceId"]]),
     )
+
+
+def node_name_map(found: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """{instance id: node name} of instances of one cluster, as launch.yml names them:
+    the master's segway:node tag (master); a compute node's name as the master records it
+    (its tags segway:names:1, :2, ... of space-separated i-<id>=nodeNNN pairs), else the
+    node's own segway:node tag (older versions); '' for none."""
+    recorded: dict[str, str] = {}
+    for inst in found:
+        if tags(inst).get("segway:role") == "master":
+            for key, value in tags(inst).items():
+                if key.startswith("segway:names:"):
+                    recorded.update(pair.split("=", 1) for pair in value.split())
+    return {
+        i["InstanceId"]: (
+            recorded.get(i["InstanceId"]) if tags(i).get("segway:role") == "compute" else None
+        )
+        or tags(i).get("segway:node", "")
+        for i in found
+    }
+
+
+def nodes_of(ec2: Any, cluster: str) -> dict[str, dict[str, Any]]:
+    """The cluster's instances that are not terminated by node name (node_name_map),
+    master first then by name."""
+    found = instances_of(ec2, cluster)
+    names = node_name_map(found)
+    return {names[i["InstanceId"]]: i for i in found}
+
+
+def names_of(ec2: Any, cluster: str) -> list[str]:
+    """The node names of the cluster's instances that are not terminated, in
+    instances_of's order ('' for an instance without a name)."""
+    found = instances_of(ec2, cluster)
+    names = node_name_map(found)
+    return [names[i["InstanceId"]] for i in found]
 
 
 def tags(resource: Mapping[str, Any]) -> dict[str, str]:

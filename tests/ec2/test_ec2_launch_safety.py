@@ -34,6 +34,8 @@ from ec2_testlib import (
     debian_image,
     iam_user_credentials,
     instances_of,
+    names_of,
+    nodes_of,
     run_playbook,
     tags,
 )
@@ -332,8 +334,7 @@ def scenario_a_second_launch_of_a_running_launch_stops(world: dict) -> None:
     assert "Another launch of this cluster is running" in second.flat
     assert "arn:aws:sts::123456789012:user/moto" in second.flat  # who holds it
     assert "break_lock=true" in second.flat
-    nodes = [tags(i)["segway:node"] for i in instances_of(ec2, "race")]
-    assert nodes == ["master", "node001"]
+    assert names_of(ec2, "race") == ["master", "node001"]
     # The lock is gone with the first launch; a lock left by a killed run is reported
     # until broken on purpose.
     assert not ec2.describe_launch_templates(
@@ -442,7 +443,7 @@ def scenario_private_compute_nodes_need_a_subnet_that_maps_no_public_address(wor
         base(world, "priv", compute_public_ip=False, subnet_id=private["SubnetId"]),
     )
     assert launched.returncode == 0, str(launched)
-    nodes = {tags(i)["segway:node"]: i for i in instances_of(ec2, "priv")}
+    nodes = nodes_of(ec2, "priv")
     assert sorted(nodes) == ["master", "node001"], sorted(nodes)
     assert all(i["SubnetId"] == private["SubnetId"] for i in nodes.values())
     assert nodes["master"].get("PublicIpAddress"), nodes["master"]
@@ -456,7 +457,7 @@ def scenario_private_compute_nodes_need_a_subnet_that_maps_no_public_address(wor
         ),
     )
     assert grown.returncode == 0, str(grown)
-    node002 = {tags(i)["segway:node"]: i for i in instances_of(ec2, "priv")}["node002"]
+    node002 = nodes_of(ec2, "priv")["node002"]
     assert "PublicIpAddress" not in node002, node002
     down = run(
         world, "teardown.yml", {"cluster_name": "priv", "confirm": True, "delete_volumes": True}
@@ -537,7 +538,7 @@ def autoscale_on_later_and_teardown(world: dict, iam: Any, iam_before: dict[str,
     assert "segway-late-autoscale" not in iam_state(iam)["roles"]
     late = run(world, "launch.yml", base(world, "late", autoscale=True))
     assert late.returncode == 0, str(late)
-    master = {tags(i)["segway:node"]: i for i in instances_of(ec2, "late")}["master"]
+    master = nodes_of(ec2, "late")["master"]
     assert master["IamInstanceProfile"]["Arn"].endswith(":instance-profile/segway-late-autoscale")
 
     # Teardown says it deletes the role, deletes it and its profile, and leaves every
@@ -620,7 +621,7 @@ def scenario_autoscale_gives_the_master_a_least_privilege_role_that_teardown_del
         "Service": "ec2.amazonaws.com"
     }
     allowed = check_autoscale_policy(iam, name)
-    nodes = {tags(i)["segway:node"]: i for i in instances_of(ec2, "auto")}
+    nodes = nodes_of(ec2, "auto")
     assert nodes["master"]["IamInstanceProfile"]["Arn"].endswith(f":instance-profile/{name}")
     assert "IamInstanceProfile" not in nodes["node001"], nodes["node001"]
     again = run(world, "launch.yml", base(world, "auto", autoscale=True))
@@ -647,7 +648,7 @@ def scenario_autoscale_gives_the_master_a_least_privilege_role_that_teardown_del
     # The new node comes from the cluster's compute template by an instant fleet.
     assert "ec2:CreateFleet" in called and "ec2:CreateLaunchTemplate" in called, called
     assert called <= allowed, f"not in the policy: {sorted(called - allowed)}"
-    grown_nodes = {tags(i)["segway:node"]: i for i in instances_of(ec2, "auto")}
+    grown_nodes = nodes_of(ec2, "auto")
     assert "IamInstanceProfile" not in grown_nodes["node002"], grown_nodes["node002"]
 
     autoscale_on_later_and_teardown(world, iam, iam_before)
@@ -660,8 +661,9 @@ def scenario_compute_nodes_come_from_one_instant_fleet_in_a_constant_number_of_c
     world: dict,
 ) -> None:
     """Issue 17: launch's EC2 calls, counted at the proxy, for 0, 2 and 16 compute nodes on
-    spot over three types. Only the naming (one CreateTags per new node) grows with the
-    node count; the compute nodes take at most 40 calls beyond a master-only launch (the
+    spot over three types. Nothing grows with the node count (the names are recorded on
+    the master with one CreateTags); the compute nodes take at most 40 calls beyond a
+    master-only launch (the
     measured baseline before the fleet: 100 calls for 2 nodes, 226 for 16, 9 more per
     node). The CreateFleet request carries the types as overrides, price-capacity-optimized,
     spot_max_price per override, the tags at creation and the cluster's template."""
@@ -682,18 +684,20 @@ def scenario_compute_nodes_come_from_one_instant_fleet_in_a_constant_number_of_c
             requests[nodes] = px.fleet_requests()
             tagged[nodes] = [f for action, f in px.requests if action == "CreateTags"]
         assert launched.returncode == 0, str(launched)
-        names = sorted(tags(i)["segway:node"] for i in instances_of(ec2, cluster))
+        names = names_of(ec2, cluster)
         assert names == ["master"] + [f"node{n:03d}" for n in range(1, nodes + 1)], names
     print(f"\nEC2 calls of launch: { {n: sum(c.values()) for n, c in counts.items()} }")
     for nodes, found in counts.items():
         print(nodes, dict(sorted(found.items())))
-    # Only the names grow with the node count: one CreateTags per new node, each naming
-    # one instance.
-    assert counts[16] - counts[2] == Counter({"CreateTags": 14}), counts[16] - counts[2]
-    assert not counts[2] - counts[16]
+    # Nothing grows with the node count: the names are recorded on the master with one
+    # CreateTags, naming the master only, whatever the number of nodes.
+    assert counts[16] == counts[2], (counts[16] - counts[2], counts[2] - counts[16])
     assert sum(counts[16].values()) - sum(counts[0].values()) <= 40, counts
-    names = [f for f in tagged[16] if any(v == "segway:node" for v in f.values())]
-    assert len(names) == 16 and all("ResourceId.2" not in f for f in names), names
+    names = [f for f in tagged[16] if any(str(v).startswith("segway:names:") for v in f.values())]
+    assert [(f["ResourceId.1"], "ResourceId.2" in f) for f in names] == [
+        (nodes_of(ec2, "calls16")["master"]["InstanceId"], False)
+    ], names
+    assert not [f for f in tagged[16] if any(v == "segway:node" for v in f.values())]
     assert counts[16]["CreateFleet"] == 1 and "RunInstances" in counts[16]  # the master's
     assert "CreateFleet" not in counts[0]
     # The fleet's request.
@@ -714,6 +718,7 @@ def scenario_compute_nodes_come_from_one_instant_fleet_in_a_constant_number_of_c
         "segway:owner": "arn:aws:sts::123456789012:user/moto",
         "segway:role": "compute",
         "segway:market": "spot",
+        "Name": "calls16-compute",
     }
     assert request["tags"] == {"instance": expected, "volume": expected, "fleet": expected}
     # The template asks for no market (EC2 refuses that in a fleet) and carries the
@@ -768,14 +773,14 @@ def scenario_a_fleet_ec2_fills_in_part_keeps_and_names_what_it_launched(world: d
     notes = json.loads(summary.read_text())["notes"]
     assert any("EC2 launched 2 compute nodes fewer than asked" in n for n in notes), notes
     assert any("per-pool errors: m7i.xlarge in subnet-" in n for n in notes), notes
-    names = sorted(tags(i)["segway:node"] for i in instances_of(ec2, "short"))
+    names = names_of(ec2, "short")
     assert names == ["master", "node001"], names
     with FleetProxy(url, refuse=ec2_strict(url), like_ec2=True) as px:
         again = run(world, "launch.yml", base(world, "short", **extra), endpoint=px.url)
         [second] = px.fleet_requests()
     assert again.returncode == 0, str(again)
     assert second["total"] == 2
-    names = sorted(tags(i)["segway:node"] for i in instances_of(ec2, "short"))
+    names = names_of(ec2, "short")
     assert names == ["master", "node001", "node002", "node003"], names
 
 

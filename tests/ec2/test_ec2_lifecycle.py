@@ -29,6 +29,8 @@ from ec2_testlib import (
     account_state,
     debian_image,
     instances_of,
+    node_name_map,
+    nodes_of,
     run_inventory,
     run_playbook,
     tags,
@@ -181,13 +183,18 @@ def beta(clusters: dict) -> dict:
 def test_launch_small_creates_master_and_two_compute_nodes(world: dict, alpha: dict) -> None:
     ec2, instances = world["ec2"], alpha["instances"]
     assert alpha["run"].changed > 0
-    assert [tags(i)["segway:node"] for i in instances] == ["master", "node001", "node002"]
+    names = node_name_map(instances)
+    assert [names[i["InstanceId"]] for i in instances] == ["master", "node001", "node002"]
     assert [tags(i)["segway:role"] for i in instances] == ["master", "compute", "compute"]
+    # The compute nodes carry the fleet's tags only; the master records their names.
     assert [tags(i)["Name"] for i in instances] == [
         "alpha-master",
-        "alpha-node001",
-        "alpha-node002",
+        "alpha-compute",
+        "alpha-compute",
     ]
+    assert [tags(i).get("segway:node") for i in instances] == ["master", None, None]
+    node001, node002 = (i["InstanceId"] for i in instances[1:])
+    assert tags(instances[0])["segway:names:1"] == f"{node001}=node001 {node002}=node002"
     assert [i["InstanceType"] for i in instances] == ["m7i.large", "m7i.xlarge", "m7i.xlarge"]
     # The user's volume is in us-east-1b: it decides the zone of the whole cluster.
     assert {i["Placement"]["AvailabilityZone"] for i in instances} == {"us-east-1b"}
@@ -387,8 +394,9 @@ def test_inventory_script_lists_the_cluster(world: dict, alpha: dict) -> None:
     assert inv["compute"]["hosts"] == ["node001", "node002"]
     assert inv["cluster_alpha"]["hosts"] == ["master", "node001", "node002"]
     hostvars = inv["_meta"]["hostvars"]
+    names = node_name_map(alpha["instances"])
     for inst in alpha["instances"]:
-        hv = hostvars[tags(inst)["segway:node"]]
+        hv = hostvars[names[inst["InstanceId"]]]
         # moto gives a fleet's instances no public address (its run_instances is called
         # without the template's AssociatePublicIpAddress, which EC2 honours): the
         # compute nodes are then reached at their private address through the master.
@@ -402,7 +410,7 @@ def test_inventory_script_lists_the_cluster(world: dict, alpha: dict) -> None:
         assert hv["ansible_user"] == "admin" and hv["ansible_become"] is True
         assert "StrictHostKeyChecking=accept-new" in hv["ansible_ssh_common_args"]
         # EC2 (and moto, for a fleet's spot instances) marks the compute nodes as spot.
-        node = tags(inst)["segway:node"]
+        node = names[inst["InstanceId"]]
         assert hv["segway_lifecycle"] == ("on-demand" if node == "master" else "spot"), node
     assert (hostvars["master"]["segway_vcpus"], hostvars["master"]["segway_memory_mib"]) == (
         2,
@@ -452,7 +460,7 @@ def test_growing_to_medium_adds_only_the_missing_nodes(world: dict, alpha: dict)
     assert [o["InstanceType"] for o in fleet["overrides"]] == ["r7i.2xlarge"]
     assert fleet["total"] == 2
     after = instances_of(ec2, "alpha")
-    assert [tags(i)["segway:node"] for i in after] == [
+    assert list(node_name_map(after).values()) == [
         "master",
         "node001",
         "node002",
@@ -513,7 +521,7 @@ def test_spot_fallback_launches_on_demand(world: dict, beta: dict) -> None:
     assert on_demand["template"]["LaunchTemplateId"] == compute_id
     assert "EC2 refused spot capacity (SpotMaxPriceTooLow); spot_fallback is on" in run.flat
     nodes = instances_of(ec2, "beta")
-    assert [tags(i)["segway:node"] for i in nodes] == ["master", "node001"]
+    assert list(node_name_map(nodes).values()) == ["master", "node001"]
     assert tags(nodes[1])["segway:market"] == "on-demand"
     summary = json.loads((world["tmp"] / "beta.json").read_text())
     assert [n["market"] for n in summary["nodes"]] == ["on-demand", "on-demand"]
@@ -543,8 +551,8 @@ def test_removed_nodes_are_terminated_only_when_ec2_tags_agree(world: dict, beta
     inventory (an id now another node's, another cluster's instance, an id gone) must not
     make it terminate anything else."""
     ec2 = world["ec2"]
-    alpha_ids = {tags(i)["segway:node"]: i["InstanceId"] for i in instances_of(ec2, "alpha")}
-    beta_node = next(i for i in instances_of(ec2, "beta") if tags(i)["segway:node"] == "node001")
+    alpha_ids = {name: i["InstanceId"] for name, i in nodes_of(ec2, "alpha").items()}
+    beta_node = nodes_of(ec2, "beta")["node001"]
     playbook = world["tmp"] / "terminate.yml"
     pairs = [
         f"node004={alpha_ids['node004']}",  # the one to terminate
@@ -564,7 +572,7 @@ def test_removed_nodes_are_terminated_only_when_ec2_tags_agree(world: dict, beta
     run = run_playbook(str(playbook), {}, endpoint=world["moto"].url, home=world["home"])
     assert run.returncode == 0, str(run)
     assert "Not terminated" in run.flat and "node001, node002, node009." in run.flat, str(run)
-    left = {tags(i)["segway:node"]: i["InstanceId"] for i in instances_of(ec2, "alpha")}
+    left = {name: i["InstanceId"] for name, i in nodes_of(ec2, "alpha").items()}
     assert left == {k: v for k, v in alpha_ids.items() if k != "node004"}, left
     assert beta_node["InstanceId"] in {i["InstanceId"] for i in instances_of(ec2, "beta")}
     again = run_playbook(str(playbook), {}, endpoint=world["moto"].url, home=world["home"])

@@ -187,14 +187,14 @@ def test_the_update_rewrites_live_names_and_drops_gone_ones() -> None:
     assert update["tags"] == {
         "segway:names:1": f"{iid(1)}=node001 {iid(12)}=node002 {iid(13)}=node003 {iid(11)}=node011"
     }
-    assert update["stale"] == ["segway:names:2"]
+    assert update["stale"] == {"segway:names:2": f"{iid(10)}=node010"}
     # Nothing new: the master is left as it is.
     master_now = info_instance("i-m", "master", **{"segway:node": "master", **update["tags"]})
     assert node_names_update([master_now, *nodes], {}) == {
         "new": [],
         "master_id": "",
         "tags": {},
-        "stale": [],
+        "stale": {},
     }
 
 
