@@ -10,7 +10,10 @@ Finds the running instances tagged ``segway:cluster`` and groups them as
 ``playbooks/launch.yml`` does: ``master``, ``compute`` and ``cluster_<name>``
 (hyphens in the name become underscores). With one cluster chosen (``--cluster``,
 ``SEGWAY_CLUSTER`` or ``cluster =`` in the config file) hosts are named by their node
-name (``master``, ``node001``, ...), which is what ``configure.yml`` expects.
+name (``master``, ``node001``, ...), which is what ``configure.yml`` expects. A compute
+node's name is the one its cluster's master records (tags ``segway:names:N`` of
+``i-<id>=nodeNNN`` pairs, read from the same DescribeInstances answer), else its own
+``segway:node`` tag (clusters of older versions).
 
 The groups ``master`` and ``compute`` never mix two clusters, since a playbook run on
 them would configure both as one. With no cluster chosen, the listing works while

@@ -145,6 +145,8 @@ owned:
       description:
         - Its instances that are not terminated, master first, each with id, node, role,
           type, state, zone, subnet, owner and block devices.
+        - A compute node's node is the name the master records for it (its tags
+          C(segway:names:N)), else its own C(segway:node) tag; empty when it has none.
       type: list
       elements: dict
     spot_request_ids:

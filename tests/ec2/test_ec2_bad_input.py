@@ -189,6 +189,15 @@ CASES: dict[str, tuple[str, dict[str, Any], list[str]]] = {
         {"compute_count": "-1"},
         ["compute_count '-1' (size 'small') must be a whole number from 0 to 1000"],
     ),
+    # The compute nodes' names are tags of the master: 40 tags of 9 names at most.
+    "more-nodes-than-the-master-can-name": (
+        "launch.yml",
+        {"compute_count": 361},
+        [
+            "compute_count '361' (size 'small') is more than the 360 compute nodes an EC2",
+            "EC2 allows an instance 50 tags",
+        ],
+    ),
     "volume-on-home": (
         "launch.yml",
         {"volumes": [{"size": 5, "mount": "/home"}]},

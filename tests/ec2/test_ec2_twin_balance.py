@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 import test_ec2_twin as base
-from ec2_testlib import instances_of, launch_node, tags
+from ec2_testlib import instances_of, launch_node, nodes_of, tags
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("SEGWAY_BALANCE_TEST") != "1",
@@ -140,7 +140,7 @@ def test_scale_up_launches_from_the_clusters_template(cluster: dict[str, Any]) -
     spec = "LaunchTemplateConfigs.1.LaunchTemplateSpecification"
     assert seen[0].get(f"{spec}.LaunchTemplateId") == template["LaunchTemplateId"], seen
     assert seen[0].get("Type") == "instant", seen
-    nodes = {tags(i).get("segway:node"): i for i in instances_of(world["ec2"], CLUSTER)}
+    nodes = nodes_of(world["ec2"], CLUSTER)
     assert sorted(nodes) == ["master", "node001", "node002"], nodes
     new = tags(nodes["node002"])
     assert new["segway:cluster"] == CLUSTER and new["segway:role"] == "compute", new
