@@ -385,12 +385,12 @@ def build_inventory(
             continue
         if not cluster or role not in ("master", "compute") or not node:
             LOG.warning(
-                "instance %s of cluster %s has no node name yet (segway:role=%s, name %s: none "
-                "in its running master's segway:names tags); run launch.yml again to name it",
+                "instance %s of cluster %s has no node name yet (segway:role=%s; no name in a "
+                "running master's segway:names tags nor a segway:node tag); run launch.yml "
+                "again to name it",
                 inst["InstanceId"],
                 cluster,
                 role,
-                node,
             )
             continue
         if (cluster, node) in nodes:
