@@ -273,11 +273,13 @@ def test_launch_templates_require_imdsv2_encrypt_root_and_ask_for_spot(
     assert fleet["overrides"] == [
         {"InstanceType": "m7i.xlarge", "SubnetId": subnet, "MaxPrice": "0.05"}
     ]
+    # The same tags for every node (a node's name is recorded on the master).
     assert fleet["tags"]["instance"] == {
         "segway:cluster": "alpha",
         "segway:owner": OWNER,
         "segway:role": "compute",
         "segway:market": "spot",
+        "Name": "alpha-compute",
     }
     assert [tags(i).get("segway:market") for i in alpha["instances"]] == [None, "spot", "spot"]
     # moto launches a fleet's spot instances as spot (through spot requests).
