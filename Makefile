@@ -60,7 +60,7 @@ ENSURE_RSYNC := command -v rsync >/dev/null || { [ "$$(id -u)" = 0 ] && command 
 ## node image). The 25 slowest tests are listed at the end, to keep an eye on the budget.
 TWIN_TEST := tests/ec2/test_ec2_twin.py
 pytest: setup image
-	# fetch.yml and put.yml (tests/playbooks/test_fetch_put_local.py) run rsync here.
+	# fetch.yml and put.yml (tests/readme/transfer_checks.py) run rsync here.
 	$(ENSURE_RSYNC) || echo "pytest: no rsync (not root, or apt-get failed): the fetch/put test fails"
 	pytest -q --durations=25 tests
 

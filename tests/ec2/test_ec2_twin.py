@@ -349,11 +349,17 @@ def test_put_and_fetch_round_trip_over_ssh(twin: dict[str, Any], tmp_path: Path)
     assert again.changed == 0 and "0 item(s) changed" in again.flat, again
     # Back into a new directory here, made by fetch.
     back = tmp_path / "back"
+    log = tmp_path / "logs" / "fetch.log"
     from_data = {"cluster_name": CLUSTER, "src": f"{data}/", "dest": str(back)}
-    run = play(twin, "fetch.yml", from_data)
+    run = play(twin, "fetch.yml", {**from_data, "progress_log": str(log)})
     succeeded(run)
     assert run.changed > 0, run
     assert tree_sums(back) == wanted
+    # rsync's output went to the progress log as it ran (the play named it first).
+    assert f"tail -f {log}" in run.flat, run
+    logged = log.read_text()
+    assert f"Number of regular files transferred: {len(wanted)}" in logged, logged
+    assert "100%" in logged, logged
     again = play(twin, "fetch.yml", from_data)
     succeeded(again)
     assert again.changed == 0 and "0 item(s) changed" in again.flat, again

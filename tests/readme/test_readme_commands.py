@@ -6,7 +6,10 @@ with bash, exactly as written (``# comments`` are stripped); the test knows what
 ``make cluster``, ``make status`` and ``make cluster-down`` must do and fails on any
 other command. Around them it runs ``make cluster`` a second time (every play recap
 must say changed=0) and ``make cluster-down`` a second time (a no-op that succeeds), and
-at the end removes the kept volumes with DELETE_VOLUMES=true.
+at the end removes the kept volumes with DELETE_VOLUMES=true. While the cluster is up it
+also checks that a job on node002 reads what the master wrote to /data, and runs
+transfer_checks.py (put.yml and fetch.yml round trips, a cut-off upload resumed, refused
+paths): one local cluster serves both, to keep make test within its time budget.
 
 Needs root (it starts a Docker engine and builds the node image itself when needed).
 Skipped when not root, except in CI (CI=true), where that fails. SEGWAY_README names
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from transfer_checks import check_transfers
 
 REPO = Path(__file__).resolve().parents[2]
 MARKER = "<!-- readme-test: local-cluster -->"
@@ -259,7 +263,9 @@ def fresh_cluster(commands: list[str]) -> Iterator[None]:
     assert not (VOLUME_DIR / CLUSTER).exists()
 
 
-def test_readme_commands_as_written(commands: list[str], fresh_cluster: None) -> None:
+def test_readme_commands_as_written(
+    commands: list[str], fresh_cluster: None, tmp_path: Path
+) -> None:
     started = time.monotonic()
     for command in commands:
         result = run(command)
@@ -273,6 +279,10 @@ def test_readme_commands_as_written(commands: list[str], fresh_cluster: None) ->
             busy = [(host, changed) for host, changed, _, _ in recaps if changed]
             assert not busy, f"a second `{command}` changed something: {busy}\n{again}"
             check_job_output(again)
+            # After the idempotence check: put.yml writes to /data and the home.
+            transfers = time.monotonic()
+            check_transfers(CLUSTER, tmp_path)
+            print(f"README test: put/fetch checks took {time.monotonic() - transfers:.0f} s")
         if command == "make cluster-down":
             again = run(command)
             assert again.returncode == 0, again

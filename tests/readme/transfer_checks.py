@@ -1,21 +1,23 @@
-"""playbooks/put.yml and fetch.yml on a real local cluster: rsync through the master.
+"""playbooks/put.yml and fetch.yml on the README's local cluster: rsync through the master.
 
-One local cluster (a master, no compute node, a 1 GiB data volume on /data) for the
-whole module:
+Not a test module of its own: tests/readme/test_readme_commands.py calls
+check_transfers() while the cluster of ``make cluster`` is up (a master, two compute
+nodes, a data volume on /data), so that the test suite launches one local cluster for
+both instead of two (the 45-minute budget of make test). In order:
 
 1. put.yml uploads a tree (files, a subdirectory, a file of a few MB) to /data/... and
    to the cluster user's home; the master's copies are identical and belong to the
    cluster user; a re-run moves nothing and reports no change.
 2. fetch.yml brings it back into a new directory here, identical; a re-run moves
-   nothing; after one file changes on the cluster, only that file moves.
+   nothing; after one file changes on the cluster, only that file moves; a file gone
+   from the cluster stays here unless delete=true.
 3. An upload of a 200 MB file, slowed down with bwlimit, is cut off mid-way (its rsync
    killed); the re-run sends less than the whole file (rsync's literal data) and ends
    identical.
 4. Bad inputs (a path outside the cluster user's reach, relative, with '..', a missing
    src) stop the run before any change, with a message naming the input and the value.
 
-Needs root, a Docker engine (started by harness/ensure_docker.sh) and rsync on this
-machine (make pytest installs it).
+Needs rsync on this machine (make pytest installs it).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,13 +38,10 @@ from refusal import assert_refused
 
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
-CLUSTER = "xfer"
-MASTER = f"{CLUSTER}-master"
 USER = "sgeadmin"
-BASE = {"provider": "local", "cluster_name": CLUSTER}
 BIG_MB = 200
-
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: starts containers")
+# The cluster the checks run on: check_transfers() sets it.
+CLUSTER = {"name": ""}
 
 
 def run(*argv: str, timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -56,7 +54,8 @@ def run(*argv: str, timeout: int = 600, check: bool = True) -> subprocess.Comple
 
 
 def playbook_argv(name: str, extra: dict) -> list[str]:
-    return [str(ANSIBLE_PLAYBOOK), f"playbooks/{name}", "-e", json.dumps({**BASE, **extra})]
+    base = {"provider": "local", "cluster_name": CLUSTER["name"]}
+    return [str(ANSIBLE_PLAYBOOK), f"playbooks/{name}", "-e", json.dumps({**base, **extra})]
 
 
 ENV = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
@@ -102,7 +101,7 @@ def items(output: str) -> list[str]:
 
 
 def master(*argv: str, user: str = "root", check: bool = True) -> str:
-    return run("docker", "exec", "-u", user, MASTER, *argv, check=check).stdout
+    return run("docker", "exec", "-u", user, f"{CLUSTER['name']}-master", *argv, check=check).stdout
 
 
 def remote_sums(path: str) -> dict[str, str]:
@@ -127,44 +126,34 @@ def remote_owners(path: str) -> set[str]:
     return set(master("find", path, "-printf", "%u:%g\n").split())
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
-    if shutil.which("rsync") is None:
-        pytest.fail("rsync is not installed on this machine (make pytest installs it)")
-    run(str(REPO / "harness" / "ensure_docker.sh"), timeout=900)
-    run(str(REPO / "harness" / "build_image.sh"), timeout=3000)
-    try:
-        ok(
-            playbook(
-                "launch.yml",
-                {"compute_count": 0, "volumes": [{"size": 1, "mount": "/data"}]},
-                timeout=1800,
-            )
-        )
-        # A kept /data image or /home of an earlier run starts from scratch.
-        master("rm", "-rf", "/data/xfer", f"/home/{USER}/xfer", f"/home/{USER}/in")
-        yield
-    finally:
-        playbook("teardown.yml", {"confirm": True, "delete_volumes": True}, timeout=900)
+def make_tree(root: Path) -> Path:
+    """Files, a subdirectory and a file of a few MB under root/tree."""
+    tree = root / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_text("alpha\n")
+    (tree / "b.txt").write_text("beta\n" * 100)
+    (tree / "sub" / "c.txt").write_text("gamma\n")
+    (tree / "sub" / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    return tree
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("put") / "tree"
-    (root / "sub").mkdir(parents=True)
-    (root / "a.txt").write_text("alpha\n")
-    (root / "b.txt").write_text("beta\n" * 100)
-    (root / "sub" / "c.txt").write_text("gamma\n")
-    (root / "sub" / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
-    return root
-
-
-def test_put_uploads_a_tree_once(cluster: None, tree: Path) -> None:
+def check_put_uploads_a_tree_once(tree: Path) -> None:
     files = local_sums(tree)
     # Trailing slash: the contents into dest. Without: dest/<name>.
     first = ok(playbook("put.yml", {"src": f"{tree}/", "dest": "/data/xfer/tree"}))
     assert changed(first) > 0, first
     assert stats(first)["Number of regular files transferred"] == len(files), first
+    # rsync's output went to the progress log as it ran (tail -f), by default a file of
+    # this cluster and direction under ~/.cache; the play said where before it started.
+    log = Path.home() / ".cache" / "segway-cluster" / f"{CLUSTER['name']}-put.log"
+    assert f"tail -f {log}" in first, first
+    logged = log.read_text()
+    moved = {
+        line.split()[-1] for line in logged.splitlines() if line.startswith("transfer-item: >f")
+    }
+    assert moved == set(files), logged
+    assert f"Number of regular files transferred: {len(files)}" in logged, logged
+    assert "100%" in logged, logged
     ok(playbook("put.yml", {"src": str(tree), "dest": f"/home/{USER}/xfer"}))
     for where in ("/data/xfer/tree", f"/home/{USER}/xfer/tree"):
         assert remote_sums(where) == files, where
@@ -180,9 +169,7 @@ def test_put_uploads_a_tree_once(cluster: None, tree: Path) -> None:
     assert remote_sums(f"/home/{USER}/xfer/single") == {"a.txt": files["a.txt"]}
 
 
-def test_fetch_brings_it_back_and_moves_only_what_changed(
-    cluster: None, tree: Path, tmp_path: Path
-) -> None:
+def check_fetch_brings_it_back_and_moves_only_what_changed(tree: Path, tmp_path: Path) -> None:
     back = tmp_path / "back"
     first = ok(playbook("fetch.yml", {"src": "/data/xfer/tree/", "dest": str(back)}))
     assert changed(first) > 0, first
@@ -228,7 +215,7 @@ def rsync_of(arg: str) -> int | None:
     return None
 
 
-def test_cut_off_upload_resumes(cluster: None, tmp_path: Path) -> None:
+def check_cut_off_upload_resumes(tmp_path: Path) -> None:
     src = tmp_path / "huge"
     src.mkdir()
     size = BIG_MB * 1024 * 1024
@@ -276,53 +263,54 @@ def test_cut_off_upload_resumes(cluster: None, tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("name", "extra", "expected"),
-    [
-        pytest.param(
-            "fetch.yml",
-            {"src": "/etc/shadow"},
-            ["src '/etc/shadow' is not allowed", f"/home/{USER}, /data"],
-            id="fetch-etc-shadow",
-        ),
-        pytest.param(
-            "fetch.yml", {"src": "/root"}, ["src '/root' is not allowed"], id="fetch-root"
-        ),
-        pytest.param(
-            "fetch.yml",
-            {"src": "data/xfer"},
-            ["src 'data/xfer' is not allowed"],
-            id="fetch-relative",
-        ),
-        pytest.param(
-            "fetch.yml",
-            {"src": f"/home/{USER}/../../etc"},
-            [f"src '/home/{USER}/../../etc' is not allowed", "without '.' or '..' parts"],
-            id="fetch-dotdot",
-        ),
-        pytest.param(
-            "fetch.yml",
-            {"src": "/data/xfer/no-such-file"},
-            ["src '/data/xfer/no-such-file' is not allowed: it does not exist"],
-            id="fetch-missing",
-        ),
-        pytest.param(
-            "put.yml",
-            {"dest": "/etc/xfer"},
-            ["dest '/etc/xfer' is not allowed", "outside the cluster user's reach"],
-            id="put-etc",
-        ),
-        pytest.param(
-            "put.yml",
-            {"src": "/no/such/input"},
-            ["src '/no/such/input' is not allowed: it does not exist"],
-            id="put-missing-src",
-        ),
-    ],
-)
-def test_bad_input_is_refused(
-    cluster: None, tmp_path: Path, name: str, extra: dict, expected: list[str]
-) -> None:
+BAD_INPUTS = [
+    pytest.param(
+        "fetch.yml",
+        {"src": "/etc/shadow"},
+        ["src '/etc/shadow' is not allowed", f"/home/{USER}, /data"],
+        id="fetch-etc-shadow",
+    ),
+    pytest.param("fetch.yml", {"src": "/root"}, ["src '/root' is not allowed"], id="fetch-root"),
+    pytest.param(
+        "fetch.yml",
+        {"src": "data/xfer"},
+        ["src 'data/xfer' is not allowed"],
+        id="fetch-relative",
+    ),
+    pytest.param(
+        "fetch.yml",
+        {"src": f"/home/{USER}/../../etc"},
+        [f"src '/home/{USER}/../../etc' is not allowed", "without '.' or '..' parts"],
+        id="fetch-dotdot",
+    ),
+    pytest.param(
+        "fetch.yml",
+        {"src": "/data/xfer/no-such-file"},
+        ["src '/data/xfer/no-such-file' is not allowed: it does not exist"],
+        id="fetch-missing",
+    ),
+    pytest.param(
+        "put.yml",
+        {"dest": "/etc/xfer"},
+        ["dest '/etc/xfer' is not allowed", "outside the cluster user's reach"],
+        id="put-etc",
+    ),
+    pytest.param(
+        "put.yml",
+        {"progress_log": "progress.log"},
+        ["progress_log 'progress.log' is not allowed", "an absolute path"],
+        id="put-relative-progress-log",
+    ),
+    pytest.param(
+        "put.yml",
+        {"src": "/no/such/input"},
+        ["src '/no/such/input' is not allowed: it does not exist"],
+        id="put-missing-src",
+    ),
+]
+
+
+def check_bad_input_is_refused(tmp_path: Path, name: str, extra: dict, expected: list[str]) -> None:
     defaults = (
         {"src": f"/home/{USER}", "dest": str(tmp_path / "out")}
         if name == "fetch.yml"
@@ -331,3 +319,23 @@ def test_bad_input_is_refused(
     assert_refused(playbook(name, {**defaults, **extra}), expected)
     assert not (tmp_path / "out").exists()
     assert master("sh", "-c", "ls -d /etc/xfer /home/sgeadmin/in 2>/dev/null || true").strip() == ""
+
+
+def check_transfers(cluster: str, tmp_path: Path) -> None:
+    """Every check above, in order, on the running local cluster named cluster."""
+    CLUSTER["name"] = cluster
+    if shutil.which("rsync") is None:
+        pytest.fail("rsync is not installed on this machine (make pytest installs it)")
+    # A /data or /home kept from an earlier run starts from scratch.
+    master("rm", "-rf", "/data/xfer", f"/home/{USER}/xfer", f"/home/{USER}/in")
+    for part in ("put", "fetch", "cut"):
+        (tmp_path / part).mkdir()
+    tree = make_tree(tmp_path / "put")
+    check_put_uploads_a_tree_once(tree)
+    check_fetch_brings_it_back_and_moves_only_what_changed(tree, tmp_path / "fetch")
+    check_cut_off_upload_resumes(tmp_path / "cut")
+    for case in BAD_INPUTS:
+        name, extra, expected = case.values
+        where = tmp_path / f"bad-{case.id}"
+        where.mkdir()
+        check_bad_input_is_refused(where, name, extra, expected)
