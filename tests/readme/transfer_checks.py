@@ -149,7 +149,7 @@ def check_put_uploads_a_tree_once(tree: Path) -> None:
     assert f"tail -f {log}" in first, first
     logged = log.read_text()
     moved = {
-        line.split()[-1] for line in logged.splitlines() if line.startswith("transfer-item: >f")
+        line.split()[-1] for line in logged.splitlines() if line.startswith("transfer-item: <f")
     }
     assert moved == set(files), logged
     assert f"Number of regular files transferred: {len(files)}" in logged, logged
