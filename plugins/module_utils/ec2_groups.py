@@ -17,6 +17,7 @@ from typing import Any
 
 CLUSTER_TAG = "segway:cluster"
 SSH_PORT = 22
+DUPLICATE = "InvalidGroup.Duplicate"
 
 # A rule, one source each: (protocol, from port, to port, kind, source).
 Rule = tuple[str, int | None, int | None, str, str]
@@ -96,6 +97,28 @@ def find_group(ec2: Any, name: str, vpc_id: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
+def create_group(
+    ec2: Any, name: str, description: str, vpc_id: str, tags: Mapping[str, str]
+) -> str:
+    """CreateSecurityGroup with its tags; GroupError when EC2 holds a group of the name in
+    the VPC already (not the cluster's, or the caller would have found it)."""
+    try:
+        return ec2.create_security_group(
+            GroupName=name,
+            Description=description,
+            VpcId=vpc_id,
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": tag_list(tags)}],
+        )["GroupId"]
+    except Exception as exc:
+        if getattr(exc, "response", {}).get("Error", {}).get("Code") == DUPLICATE:
+            raise GroupError(
+                f"security group {name} exists in {vpc_id} and is not tagged "
+                f"{CLUSTER_TAG}={tags[CLUSTER_TAG]}: launch never takes it over. Choose "
+                "another cluster_name, or delete or rename it. Nothing of it was changed."
+            ) from exc
+        raise
+
+
 def ensure_group(
     ec2: Any,
     *,
@@ -107,24 +130,28 @@ def ensure_group(
     tags: Mapping[str, Any],
     descriptions: Mapping[str, str],
     check_mode: bool = False,
+    known: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Bring the cluster's group to its rules and tags; returns {changed, group_id,
-    created, authorized, revoked, tagged, diff}."""
+    created, authorized, revoked, tagged, diff}. known: the group as the caller read it
+    ({id, tags, ip_permissions}; {} when it found none), not read again when given."""
     wanted_tags = {CLUSTER_TAG: cluster, **{k: str(v) for k, v in tags.items()}}
-    group = find_group(ec2, name, vpc_id)
+    if known is None:
+        group = find_group(ec2, name, vpc_id)
+    elif known:
+        group = {
+            "GroupId": known["id"],
+            "Tags": tag_list(known.get("tags", {})),
+            "IpPermissions": known.get("ip_permissions", []),
+        }
+    else:
+        group = None
     result: dict[str, Any] = {"created": False, "authorized": [], "revoked": [], "tagged": {}}
     if group is None:
         result["created"] = True
         group_id = ""
         if not check_mode:
-            group_id = ec2.create_security_group(
-                GroupName=name,
-                Description=description,
-                VpcId=vpc_id,
-                TagSpecifications=[
-                    {"ResourceType": "security-group", "Tags": tag_list(wanted_tags)}
-                ],
-            )["GroupId"]
+            group_id = create_group(ec2, name, description, vpc_id, wanted_tags)
         have: set[Rule] = set()
         have_tags: dict[str, str] = {}
     else:

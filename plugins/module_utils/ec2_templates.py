@@ -137,12 +137,19 @@ def ensure_templates(
     tags: Mapping[str, Any],
     *,
     check_mode: bool = False,
+    known: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Bring the cluster's templates named in specs (each {name, description, ...} of
-    template_data) to their wanted data and tags. Returns {changed, templates (name ->
-    id; '' for one check mode would create), created, updated, tagged, diff}."""
+    template_data) to their wanted data and tags. known: the cluster's templates (name ->
+    id) as the caller read them by the cluster's tag, not read again when given. Returns
+    {changed, templates (name -> id; '' for one check mode would create), created,
+    updated, tagged, diff}."""
     wanted_tags = {CLUSTER_TAG: cluster, **{k: str(v) for k, v in tags.items()}}
-    existing = fetch_cluster_templates(ec2, cluster)
+    existing = (
+        fetch_cluster_templates(ec2, cluster)
+        if known is None
+        else {name: {"id": template_id} for name, template_id in known.items()}
+    )
     kept_ids = [existing[s["name"]]["id"] for s in specs if s["name"] in existing]
     kept_tags = fetch_tags(ec2, kept_ids)
     result: dict[str, Any] = {

@@ -13,7 +13,8 @@ description:
   - Makes the security group O(name) of O(vpc_id) allow, inbound, SSH (TCP port 22) from
     each CIDR of O(ssh_cidrs) (IPv4 or IPv6) and all traffic from the group's own members,
     and nothing else. Outbound rules are left as they are (EC2 opens them on a new group).
-  - The group is looked up once (C(DescribeSecurityGroups) by name in the VPC). A missing
+  - The group is looked up once (C(DescribeSecurityGroups) by name in the VPC), or taken
+    as the caller read it (O(existing)). A missing
     group is created with its tags (C(CreateSecurityGroup) with C(TagSpecifications)) and
     given its rules with one C(AuthorizeSecurityGroupIngress).
   - A group of that name that is not tagged C(segway:cluster=)O(cluster) is never taken
@@ -55,6 +56,14 @@ options:
     description: Tags of the group (C(segway:cluster) is always among them).
     type: dict
     default: {}
+  existing:
+    description:
+      - The cluster's group of this name in O(vpc_id) as the caller read it just before by
+        the tag C(segway:cluster=)O(cluster) (C(id), C(tags) and C(ip_permissions), as in
+        the C(owned.security_groups) of M(segway.cluster.ec2_cluster_info)), or an empty
+        dict when it found none. Given, the group is not read again; a group of the name
+        that EC2 holds already is still refused.
+    type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - amazon.aws.common.modules
@@ -137,6 +146,7 @@ def main() -> None:
                 "default": "all traffic between the cluster nodes",
             },
             "tags": {"type": "dict", "default": {}},
+            "existing": {"type": "dict"},
         },
         supports_check_mode=True,
     )
@@ -155,6 +165,7 @@ def main() -> None:
                 "group": params["internal_description"],
             },
             check_mode=module.check_mode,
+            known=params["existing"],
         )
     except GroupError as exc:
         module.fail_json(msg=str(exc))

@@ -22,7 +22,7 @@ description:
     version only when its contents differ, and the tags of O(tags) it lacks. Nothing is
     ever deleted.
   - "A first launch's two templates cost five calls: one DescribeLaunchTemplates and a
-    CreateLaunchTemplate and a CreateTags each."
+    CreateLaunchTemplate and a CreateTags each (four with O(existing))."
 options:
   cluster:
     description: The cluster's name (tag C(segway:cluster)).
@@ -90,6 +90,14 @@ options:
     description: Tags of every template (C(segway:cluster) is always among them).
     type: dict
     default: {}
+  existing:
+    description:
+      - The cluster's templates (name to id) as the caller read them just before by the
+        tag C(segway:cluster=)O(cluster) (the C(owned.launch_templates) of
+        M(segway.cluster.ec2_cluster_info)). Given, they are not read again; a template
+        of a wanted name that is not among them is created (and EC2 refuses one that
+        exists).
+    type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - amazon.aws.common.modules
@@ -193,6 +201,7 @@ def main() -> None:
                 "options": TEMPLATE_OPTIONS,
             },
             "tags": {"type": "dict", "default": {}},
+            "existing": {"type": "dict"},
         },
         supports_check_mode=True,
     )
@@ -204,6 +213,7 @@ def main() -> None:
             module.params["templates"],
             module.params["tags"],
             check_mode=module.check_mode,
+            known=module.params["existing"],
         )
     except TemplateError as exc:
         module.fail_json(msg=str(exc))

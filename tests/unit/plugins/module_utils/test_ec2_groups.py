@@ -80,6 +80,16 @@ def test_a_new_group_takes_three_calls_and_allows_ssh_and_the_group_only(
     again = ensure(world, ADMIN)
     assert not again["changed"] and again["group_id"] == done["group_id"]
     assert world["calls"] == Counter({"DescribeSecurityGroups": 1})
+    # The group as the caller read it: no call at all.
+    group = group_of(world, done["group_id"])
+    world["calls"].clear()
+    known = {
+        "id": group["GroupId"],
+        "tags": {t["Key"]: t["Value"] for t in group["Tags"]},
+        "ip_permissions": group["IpPermissions"],
+    }
+    assert not ensure(world, ADMIN, known=known)["changed"]
+    assert not world["calls"]
 
 
 def test_only_the_difference_is_allowed_and_revoked(world: dict[str, Any]) -> None:
@@ -122,6 +132,8 @@ def test_a_group_of_the_name_not_tagged_as_the_clusters_is_never_taken_over(
     )["GroupId"]
     with pytest.raises(GroupError, match="not tagged segway:cluster=c1"):
         ensure(world, ADMIN)
+    with pytest.raises(GroupError, match="not tagged segway:cluster=c1"):
+        ensure(world, ADMIN, known={})  # the caller found none of the cluster's
     group = group_of(world, theirs)
     assert not group.get("Tags") and not group["IpPermissions"]
 

@@ -105,6 +105,11 @@ def test_first_launch_creates_and_tags_each_template_in_two_calls_and_reads_once
     assert calls == Counter(
         {"DescribeLaunchTemplates": 1, "DescribeTags": 1, "DescribeLaunchTemplateVersions": 2}
     )
+    # With the templates the caller read (by the tag), they are not read again.
+    calls.clear()
+    known = ensure_templates(client, "c1", [MASTER, COMPUTE], TAGS, known=done["templates"])
+    assert not known["changed"]
+    assert calls == Counter({"DescribeTags": 1, "DescribeLaunchTemplateVersions": 2})
 
 
 def test_a_changed_shape_gets_a_new_default_version_and_missing_tags(
@@ -143,5 +148,7 @@ def test_a_template_of_the_name_that_is_not_the_clusters_is_never_adopted(
     )["LaunchTemplate"]["LaunchTemplateId"]
     with pytest.raises(TemplateError, match="not tagged segway:cluster=c1"):
         ensure_templates(client, "c1", [MASTER], TAGS)
+    with pytest.raises(TemplateError, match="not tagged segway:cluster=c1"):
+        ensure_templates(client, "c1", [MASTER], TAGS, known={})
     [kept] = client.describe_launch_templates(LaunchTemplateIds=[theirs])["LaunchTemplates"]
     assert not kept.get("Tags") and kept["LatestVersionNumber"] == 1
