@@ -1274,7 +1274,7 @@ def node_names_update(
     master (the oldest, '' when there is none); tags: the segway:names:N tags recording
     every live compute node's name (new ones included, those of instances gone left
     out); stale: the master's segway:names:N tags that tags no longer uses, each with its
-    value now (amazon.aws.ec2_tag's state=absent deletes them only while they hold it).
+    value now (segway.cluster.ec2_cluster_tags's remove deletes them only while they hold it).
     When new is empty the master is left as it is (tags and stale empty). Ec2ClusterError when there
     are names to record and no master, or too many (encode_node_names)."""
     new = new_node_names(instances, template_ids)
