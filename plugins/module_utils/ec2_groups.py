@@ -19,8 +19,9 @@ CLUSTER_TAG = "segway:cluster"
 SSH_PORT = 22
 DUPLICATE = "InvalidGroup.Duplicate"
 
-# A rule, one source each: (protocol, from port, to port, kind, source).
-Rule = tuple[str, int | None, int | None, str, str]
+# A rule, one source each: (protocol, from port, to port, kind, source); the ports are
+# ints, or None for all protocols.
+Rule = tuple[str, Any, Any, str, str]
 
 
 class GroupError(Exception):
@@ -60,7 +61,7 @@ def current_rules(permissions: Iterable[Mapping[str, Any]]) -> set[Rule]:
 def permissions(rules: Iterable[Rule], descriptions: Mapping[str, str]) -> list[dict[str, Any]]:
     """IpPermissions of rules, one per protocol and port range; descriptions by kind of
     rule ('ssh', 'group')."""
-    by_range: dict[tuple[str, int | None, int | None], dict[str, Any]] = {}
+    by_range: dict[tuple[str, Any, Any], dict[str, Any]] = {}
     for proto, low, high, kind, source in sorted(rules, key=str):
         perm = by_range.setdefault((proto, low, high), {"IpProtocol": proto})
         if low is not None:

@@ -115,7 +115,7 @@ def test_first_launch_creates_and_tags_each_template_in_two_calls_and_reads_once
 def test_a_changed_shape_gets_a_new_default_version_and_missing_tags(
     ec2: tuple[Any, Counter[str]],
 ) -> None:
-    client, _ = ec2
+    client = ec2[0]
     first = ensure_templates(client, "c1", [COMPUTE], {"segway:cluster": "c1"})
     bigger = {**COMPUTE, "root_volume_size": 50}
     checked = ensure_templates(client, "c1", [bigger], TAGS, check_mode=True)
@@ -142,7 +142,7 @@ def test_a_changed_shape_gets_a_new_default_version_and_missing_tags(
 def test_a_template_of_the_name_that_is_not_the_clusters_is_never_adopted(
     ec2: tuple[Any, Counter[str]],
 ) -> None:
-    client, _ = ec2
+    client = ec2[0]
     theirs = client.create_launch_template(
         LaunchTemplateName=MASTER["name"], LaunchTemplateData={"InstanceType": "t3.micro"}
     )["LaunchTemplate"]["LaunchTemplateId"]
