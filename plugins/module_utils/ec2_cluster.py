@@ -711,7 +711,11 @@ def fetch_group_users(ec2: Any, cluster: str, group_ids: Sequence[str]) -> dict[
 
 
 def fetch_owned(
-    ec2: Any, cluster: str, key_pairs: Sequence[Mapping[str, Any]] | None = None
+    ec2: Any,
+    cluster: str,
+    key_pairs: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    spot_requests: bool = True,
 ) -> dict[str, Any]:
     """Everything tagged as the cluster's, and the spot requests of its instances.
 
@@ -722,7 +726,8 @@ def fetch_owned(
     none); data_volumes the volumes attached to the cluster's instances that outlive
     them (also those the user attached by id); security_groups[].users what else uses
     each group (see fetch_group_users). key_pairs: the region's key pairs
-    (fetch_key_pairs) when already read.
+    (fetch_key_pairs) when already read. spot_requests=False leaves spot_request_ids
+    empty without reading them (launch does not cancel spot requests; teardown does).
 
     The launch lock's template is listed without reading its versions (it launches
     nothing and names no placement group)."""
@@ -738,14 +743,18 @@ def fetch_owned(
     names = node_names(described)
     instances = [plain_instance(i, names.get(i["InstanceId"], "")) for i in described]
     open_states = {"Name": "state", "Values": ["open", "active"]}
-    spot_ids = {
-        s["SpotInstanceRequestId"]
-        for page in ec2.get_paginator("describe_spot_instance_requests").paginate(
-            Filters=[*tagged, open_states]
-        )
-        for s in page["SpotInstanceRequests"]
-    }
-    if instances:
+    spot_ids = (
+        {
+            s["SpotInstanceRequestId"]
+            for page in ec2.get_paginator("describe_spot_instance_requests").paginate(
+                Filters=[*tagged, open_states]
+            )
+            for s in page["SpotInstanceRequests"]
+        }
+        if spot_requests
+        else set()
+    )
+    if instances and spot_requests:
         for page in ec2.get_paginator("describe_spot_instance_requests").paginate(
             Filters=[{"Name": "instance-id", "Values": [i["id"] for i in instances]}, open_states]
         ):
@@ -781,6 +790,8 @@ def fetch_owned(
             "vpc_id": g.get("VpcId", ""),
             "tags": tag_dict(g.get("Tags")),
             "owner": tag_dict(g.get("Tags")).get(OWNER_TAG, ""),
+            # Its inbound rules, for launch's segway.cluster.ec2_cluster_security_group.
+            "ip_permissions": g.get("IpPermissions", []),
         }
         for page in ec2.get_paginator("describe_security_groups").paginate(Filters=tagged)
         for g in page["SecurityGroups"]
@@ -1263,7 +1274,7 @@ def node_names_update(
     master (the oldest, '' when there is none); tags: the segway:names:N tags recording
     every live compute node's name (new ones included, those of instances gone left
     out); stale: the master's segway:names:N tags that tags no longer uses, each with its
-    value now (amazon.aws.ec2_tag's state=absent deletes them only while they hold it).
+    value now (segway.cluster.ec2_cluster_tags's remove deletes them only while they hold it).
     When new is empty the master is left as it is (tags and stale empty). Ec2ClusterError when there
     are names to record and no master, or too many (encode_node_names)."""
     new = new_node_names(instances, template_ids)

@@ -30,6 +30,14 @@ options:
         key pairs), with each one's C(segway:owner).
     type: bool
     default: false
+  spot_requests:
+    description:
+      - With O(owned), also read the cluster's open spot requests (RV(owned.spot_request_ids),
+        which teardown cancels). V(false) spares one or two C(DescribeSpotInstanceRequests)
+        calls where they are not needed (launch); RV(owned.spot_request_ids) is then empty.
+        O(teardown) always reads them.
+    type: bool
+    default: true
   teardown:
     description:
       - Return RV(teardown), what teardown would do with what the cluster owns (implies
@@ -169,7 +177,9 @@ owned:
       description: The launch lock template (empty when none).
       type: dict
     security_groups:
-      description: Its security groups, each with the C(users) that hold it.
+      description:
+        - Its security groups, each with C(id), C(name), C(vpc_id), C(tags), C(owner), its
+          inbound rules (C(ip_permissions), as EC2 gives them) and the C(users) that hold it.
       type: list
       elements: dict
     key_pairs:
@@ -359,7 +369,12 @@ def look_up(module: AnsibleAWSModule, ec2: Any) -> dict[str, Any]:
     # Both look-ups read key pairs: one DescribeKeyPairs (the region's) serves both.
     key_pairs = ec2_cluster.fetch_key_pairs(ec2) if owned and params["own_name"] else None
     if owned:
-        result["owned"] = ec2_cluster.fetch_owned(ec2, cluster, key_pairs)
+        result["owned"] = ec2_cluster.fetch_owned(
+            ec2,
+            cluster,
+            key_pairs,
+            spot_requests=bool(params["spot_requests"] or params["teardown"]),
+        )
     if params["teardown"]:
         result["teardown"] = ec2_cluster.teardown_plan(result["owned"], params["delete_volumes"])
     if params["own_name"]:
@@ -408,6 +423,7 @@ def main() -> None:
         argument_spec={
             "cluster": {"type": "str", "required": True},
             "owned": {"type": "bool", "default": False},
+            "spot_requests": {"type": "bool", "default": True},
             "teardown": {"type": "bool", "default": False},
             "delete_volumes": {"type": "bool", "default": False},
             "own_name": {"type": "str"},

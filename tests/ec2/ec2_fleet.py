@@ -14,6 +14,10 @@ as EC2 does:
   moto's answer an ``errorSet`` with one error per requested pool, in EC2's format
   (botocore parses it into ``Errors``); ``proxy.error_code`` is its code
   (``InsufficientInstanceCapacity`` by default).
+- **A launched instance's groups** (``like_ec2=True``). moto lists an instance that
+  RunInstances gave security groups through its network interface in no group
+  (``SecurityGroups`` empty); EC2 lists the interface's groups. The proxy gives it them,
+  straight at moto (not counted).
 - **The template's other settings** (``like_ec2=True``). moto launches a fleet's
   instances without the template's network interface (its security groups: they land
   in the VPC's default group) and without its ``MetadataOptions`` (IMDSv2). EC2 applies
@@ -115,6 +119,23 @@ class FleetProxy(AwsProxy):
             if metadata:
                 self._ec2.modify_instance_metadata_options(InstanceId=instance_id, **metadata)
 
+    def apply_interface_groups(self, fields: Mapping[str, str], answer: bytes) -> None:
+        """Give the instances of this RunInstances answer the security groups their
+        request gave the primary network interface, as EC2 shows them (moto lists such
+        an instance in no group)."""
+        groups = [
+            v
+            for k, v in sorted(fields.items())
+            if re.fullmatch(r"NetworkInterface\.1\.SecurityGroupId\.\d+", k)
+        ]
+        if not groups or self._ec2 is None:
+            return
+        ids = sorted(
+            {i.decode() for i in re.findall(rb"<instanceId>(i-[0-9a-f]+)</instanceId>", answer)}
+        )
+        for instance_id in ids:
+            self._ec2.modify_instance_attribute(InstanceId=instance_id, Groups=groups)
+
     def show_pending(self, answer: bytes) -> bytes:
         """A DescribeInstances answer with the fleet's instances still pending shown so."""
         with self._fields_lock:
@@ -141,6 +162,7 @@ class FleetProxy(AwsProxy):
         class Handler(base):  # type: ignore[misc, valid-type]
             short: dict[str, str] | None = None
             fleet: dict[str, str] | None = None
+            run: dict[str, str] | None = None
             action: str = ""
 
             def _forward(self) -> None:
@@ -154,6 +176,7 @@ class FleetProxy(AwsProxy):
                 self.short = None
                 self.action = action
                 self.fleet = fields if action == "CreateFleet" else None
+                self.run = fields if action == "RunInstances" else None
                 if action == "CreateFleet":
                     asked, granted = proxy.limit(fields)
                     if granted < asked:  # EC2 launches what it has and says why not more
@@ -177,6 +200,8 @@ class FleetProxy(AwsProxy):
                     )
                 if self.fleet is not None and status == 200 and proxy.like_ec2:
                     proxy.apply_template(self.fleet, data)
+                if self.run is not None and status == 200 and proxy.like_ec2:
+                    proxy.apply_interface_groups(self.run, data)
                 if self.action == "DescribeInstances" and status == 200 and proxy.pending:
                     data = proxy.show_pending(data)
                 base._send(self, status, data, ctype)
