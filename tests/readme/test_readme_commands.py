@@ -78,6 +78,18 @@ class Run:
     def flat(self) -> str:
         return " ".join(self.output.split())
 
+    def changed_tasks(self) -> list[str]:
+        """'host: task' for every task result the output reports as changed."""
+        found, task = [], "?"
+        for line in self.output.splitlines():
+            header = re.match(r"TASK \[(.*)\]", line)
+            if header:
+                task = header[1]
+            hit = re.match(r"changed: \[([^\]]+)\]", line)
+            if hit:
+                found.append(f"{hit[1]}: {task}")
+        return found
+
     def recaps(self) -> list[tuple[str, int, int, int]]:
         return [(m[1], int(m[2]), int(m[3]), int(m[4])) for m in RECAP.finditer(self.output)]
 
@@ -277,7 +289,9 @@ def test_readme_commands_as_written(
             recaps = again.recaps()
             assert len(recaps) >= 4, again
             busy = [(host, changed) for host, changed, _, _ in recaps if changed]
-            assert not busy, f"a second `{command}` changed something: {busy}\n{again}"
+            assert not busy, (
+                f"a second `{command}` changed something: {busy} {again.changed_tasks()}\n{again}"
+            )
             check_job_output(again)
             # After the idempotence check: put.yml writes to /data and the home.
             transfers = time.monotonic()
