@@ -15,6 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ansible_collections.segway.cluster.plugins.module_utils.ec2_cluster import tag_dict
+from ansible_collections.segway.cluster.plugins.module_utils.ec2_tags import tag_list
+
 CLUSTER_TAG = "segway:cluster"
 SSH_PORT = 22
 DUPLICATE = "InvalidGroup.Duplicate"
@@ -26,10 +29,6 @@ Rule = tuple[str, Any, Any, str, str]
 
 class GroupError(Exception):
     """A group launch may not take over (one of the name that is not the cluster's)."""
-
-
-def tag_list(tags: Mapping[str, Any]) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": str(v)} for k, v in sorted(tags.items())]
 
 
 def wanted_rules(ssh_cidrs: Iterable[str], group_id: str) -> set[Rule]:
@@ -157,7 +156,7 @@ def ensure_group(
         have_tags: dict[str, str] = {}
     else:
         group_id = group["GroupId"]
-        have_tags = {t["Key"]: t["Value"] for t in group.get("Tags", [])}
+        have_tags = tag_dict(group.get("Tags"))
         if have_tags.get(CLUSTER_TAG) != cluster:
             raise GroupError(
                 f"security group {name} ({group_id}) exists in {vpc_id} and is not tagged "

@@ -15,6 +15,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ansible_collections.segway.cluster.plugins.module_utils.ec2_cluster import tag_dict
+from ansible_collections.segway.cluster.plugins.module_utils.ec2_tags import tag_list
+
 # The states in which an instance exists for the match (not shutting down or terminated).
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 # IMDSv2 only (session tokens required), whatever the template says.
@@ -24,10 +27,6 @@ NOT_FOUND = "InvalidInstanceID.NotFound"
 
 class LaunchError(Exception):
     """The instance did not come up as asked."""
-
-
-def tag_list(tags: Mapping[str, Any]) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": str(v)} for k, v in sorted(tags.items())]
 
 
 def plain(inst: Mapping[str, Any]) -> dict[str, Any]:
@@ -41,7 +40,7 @@ def plain(inst: Mapping[str, Any]) -> dict[str, Any]:
         "private_ip_address": inst.get("PrivateIpAddress", ""),
         "public_ip_address": inst.get("PublicIpAddress", ""),
         "launch_time": str(inst.get("LaunchTime", "")),
-        "tags": {t["Key"]: t["Value"] for t in inst.get("Tags", [])},
+        "tags": tag_dict(inst.get("Tags")),
         "metadata_http_tokens": inst.get("MetadataOptions", {}).get("HttpTokens", ""),
     }
 

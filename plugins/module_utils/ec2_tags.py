@@ -13,6 +13,7 @@ from typing import Any
 
 
 def tag_list(tags: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Tags as EC2's API takes them ([{"Key": ..., "Value": ...}], sorted by key)."""
     return [{"Key": k, "Value": str(v)} for k, v in sorted(tags.items())]
 
 

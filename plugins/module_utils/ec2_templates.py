@@ -18,6 +18,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ansible_collections.segway.cluster.plugins.module_utils.ec2_tags import tag_list
+
 CLUSTER_TAG = "segway:cluster"
 EXISTS = "InvalidLaunchTemplateName.AlreadyExistsException"
 # IMDSv2 only (session tokens required), one hop: every node of the cluster.
@@ -91,10 +93,6 @@ def canonical(value: Any) -> str:
 def missing_tags(current: Mapping[str, str], wanted: Mapping[str, str]) -> dict[str, str]:
     """The wanted tags the resource lacks or holds with another value (none is removed)."""
     return {k: str(v) for k, v in wanted.items() if current.get(k) != str(v)}
-
-
-def tag_list(tags: Mapping[str, Any]) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": str(v)} for k, v in sorted(tags.items())]
 
 
 def fetch_cluster_templates(ec2: Any, cluster: str) -> dict[str, dict[str, Any]]:

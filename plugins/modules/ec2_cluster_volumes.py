@@ -112,18 +112,16 @@ from ansible_collections.segway.cluster.plugins.module_utils.cluster_volumes imp
     DEVICES,
     free_device,
 )
+from ansible_collections.segway.cluster.plugins.module_utils.ec2_cluster import (  # noqa: E402
+    tag_dict,
+)
+from ansible_collections.segway.cluster.plugins.module_utils.ec2_tags import (  # noqa: E402
+    tag_list,
+)
 
 CLUSTER_TAG = "segway:cluster"
 ATTACHED_TAG = "segway:attached-to"
 VOLUME_TAG = "segway:volume"
-
-
-def tag_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in tags or []}
-
-
-def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": str(v)} for k, v in sorted(tags.items())]
 
 
 def wanted_tags(vol: dict[str, Any], cluster: str) -> dict[str, str]:
